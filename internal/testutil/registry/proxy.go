@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -50,7 +51,6 @@ type Proxy struct {
 
 	mu     sync.Mutex
 	faults []*Fault
-	hits   map[string]int
 	log    []string
 }
 
@@ -61,7 +61,10 @@ func NewProxy(t testing.TB, r *Registry) *Proxy {
 	rp := httputil.NewSingleHostReverseProxy(target)
 	// NewSingleHostReverseProxy keeps the client's Host header, so the
 	// registry builds upload Location URLs that point back at the proxy.
-	p := &Proxy{hits: map[string]int{}}
+	// Aborted client requests are the point of some tests; keep them out
+	// of the test output.
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	p := &Proxy{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		p.serve(w, req, rp)
 	}))

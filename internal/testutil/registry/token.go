@@ -73,7 +73,11 @@ func startTokenServer(t testing.TB, dir, user, password string) *TokenServer {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(ts.serve))
 	t.Cleanup(srv.Close)
-	ts.Realm = srv.URL + "/token"
+	// The realm names the host "localhost", not 127.0.0.1: clients such as
+	// go-containerregistry refuse token realms at private or loopback IP
+	// literals other than the registry's own (an SSRF guard), and a token
+	// server on another host than the registry is the usual setup.
+	ts.Realm = strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) + "/token"
 	return ts
 }
 

@@ -1,0 +1,322 @@
+package distribution
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"strings"
+	"sync"
+
+	"github.com/distribution/reference"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-dev/berth/internal/content"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/log"
+)
+
+// Store is where Pull writes blobs: internal/content.Store satisfies it.
+type Store interface {
+	content.Ingester
+	content.Opener
+}
+
+// PullOptions tune Pull. The zero value pulls linux on this machine's
+// architecture, anonymously, silently.
+type PullOptions struct {
+	// Platform selects from a manifest list or index; zero means
+	// image.DefaultPlatform().
+	Platform ocispec.Platform
+	Auth     *AuthConfig
+	// Progress, when set, receives an update per blob step. Calls are
+	// serialised.
+	Progress func(Progress)
+	// Layer, when set, is called once per layer (index i in the manifest)
+	// as soon as its blob is committed to the store or found already there.
+	// Calls come from several goroutines at once and in any order; an
+	// error stops the pull.
+	Layer func(ctx context.Context, i int, layer ocispec.Descriptor) error
+}
+
+// PullResult describes a pulled image. All its blobs are in the store.
+type PullResult struct {
+	// Name is the reference pulled, docker-normalised.
+	Name reference.Named
+	// Target is what the registry serves for Name: a manifest, or the index
+	// the platform's manifest was chosen from. Its digest is the image's
+	// repo digest (name@digest), as docker records it.
+	Target ocispec.Descriptor
+	// Manifest is the image manifest (Target unless Target is an index).
+	Manifest ocispec.Descriptor
+	Config   ocispec.Descriptor
+	Layers   []ocispec.Descriptor
+	// Fetched counts the blob bytes downloaded (zero when all were present).
+	Fetched int64
+}
+
+// Pull fetches ref's image for opts.Platform into store.
+//
+// Nothing partial is left in store on failure: each blob is either
+// committed whole and verified, or not at all. Blobs committed before the
+// failure stay (they are valid, and a retried pull reuses them); the
+// manifest goes in last, so no complete-looking image exists until every
+// blob does.
+func (c *Client) Pull(ctx context.Context, ref reference.Named, store Store, opts PullOptions) (PullResult, error) {
+	res, err := c.pull(ctx, ref, store, opts)
+	if err != nil {
+		return PullResult{}, fmt.Errorf("pull %s: %w", reference.FamiliarString(ref), err)
+	}
+	return res, nil
+}
+
+func (c *Client) pull(ctx context.Context, ref reference.Named, store Store, opts PullOptions) (PullResult, error) {
+	gref, err := c.gname(ref)
+	if err != nil {
+		return PullResult{}, err
+	}
+	platform := opts.Platform
+	if platform.OS == "" {
+		platform = image.DefaultPlatform()
+	}
+	rep := &reporter{fn: opts.Progress}
+	puller, err := remote.NewPuller(c.remoteOptions(ctx, opts.Auth, nil)...)
+	if err != nil {
+		return PullResult{}, err
+	}
+	res := PullResult{Name: ref}
+
+	// Resolve: the reference, then (for an index) the platform's entry.
+	top, topRaw, err := c.getManifest(ctx, puller, gref)
+	if err != nil {
+		return PullResult{}, err
+	}
+	res.Target = top
+	type doc struct {
+		desc ocispec.Descriptor
+		raw  []byte
+	}
+	docs := []doc{{top, topRaw}} // stored last, parents after children
+	cur, raw := top, topRaw
+	for depth := 0; image.IsIndex(cur.MediaType); depth++ {
+		if depth >= 2 {
+			return PullResult{}, fmt.Errorf("resolve %s: indexes nested too deep: %w", cur.Digest, errdefs.ErrInvalidArgument)
+		}
+		idx, err := image.ParseIndex(cur.MediaType, raw)
+		if err != nil {
+			return PullResult{}, fmt.Errorf("resolve %s: %w", cur.Digest, err)
+		}
+		sel, err := image.SelectManifest(idx, platform)
+		if err != nil {
+			return PullResult{}, fmt.Errorf("resolve %s: %w", cur.Digest, err)
+		}
+		child, childRaw, err := c.getManifest(ctx, puller, gref.Context().Digest(sel.Digest.String()))
+		if err != nil {
+			return PullResult{}, err
+		}
+		if child.Digest != sel.Digest {
+			return PullResult{}, fmt.Errorf("resolve %s: manifest digest %s, index says %s: %w", cur.Digest, child.Digest, sel.Digest, errdefs.ErrInvalidArgument)
+		}
+		child.Platform = sel.Platform
+		docs = append(docs, doc{child, childRaw})
+		cur, raw = child, childRaw
+	}
+	m, err := image.ParseManifest(cur.MediaType, raw)
+	if err != nil {
+		return PullResult{}, fmt.Errorf("resolve %s: %w", cur.Digest, err)
+	}
+	res.Manifest, res.Config, res.Layers = cur, m.Config, m.Layers
+	log.From(ctx).Debug("pull resolved", log.KeyImage, ref.String(), log.KeyDigest, cur.Digest.String(), "layers", len(m.Layers))
+
+	// Fetch the config and every layer at once, up to Jobs at a time.
+	fetched, err := c.fetchAll(ctx, puller, gref.Context(), store, m, rep, opts.Layer)
+	if err != nil {
+		return PullResult{}, err
+	}
+	res.Fetched = fetched
+
+	for i := len(docs) - 1; i >= 0; i-- {
+		if _, err := content.Write(ctx, store, docs[i].desc, bytes.NewReader(docs[i].raw)); err != nil {
+			return PullResult{}, fmt.Errorf("store manifest %s: %w", docs[i].desc.Digest, err)
+		}
+	}
+	return res, nil
+}
+
+// getManifest fetches a manifest or index and checks its media type is one
+// berth knows. go-containerregistry checks the bytes against the digest
+// when the reference has one, and against Docker-Content-Digest otherwise.
+func (c *Client) getManifest(ctx context.Context, puller *remote.Puller, ref name.Reference) (ocispec.Descriptor, []byte, error) {
+	var (
+		d   *remote.Descriptor
+		err error
+	)
+	for attempt := 0; ; attempt++ {
+		d, err = puller.Get(ctx, ref)
+		if err == nil || attempt >= c.cfg.Retries || !retryable(err) {
+			break
+		}
+		if err := c.backoff(ctx, attempt+1); err != nil {
+			return ocispec.Descriptor{}, nil, err
+		}
+	}
+	if err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("fetch manifest %s: %w", ref.Identifier(), classify(err))
+	}
+	mt, _, perr := mime.ParseMediaType(string(d.MediaType))
+	if perr != nil {
+		mt = string(d.MediaType)
+	}
+	if !image.IsIndex(mt) && !image.IsManifest(mt) {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("fetch manifest %s: unsupported media type %q: %w", ref.Identifier(), mt, errdefs.ErrInvalidArgument)
+	}
+	dg, err := digest.Parse(d.Digest.String())
+	if err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("fetch manifest %s: digest: %v: %w", ref.Identifier(), err, errdefs.ErrInvalidArgument)
+	}
+	if len(d.Manifest) > image.MaxManifestSize {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("fetch manifest %s: %d bytes is too large: %w", ref.Identifier(), len(d.Manifest), errdefs.ErrInvalidArgument)
+	}
+	return ocispec.Descriptor{MediaType: mt, Digest: dg, Size: int64(len(d.Manifest))}, d.Manifest, nil
+}
+
+// fetchAll downloads m's config and layers in parallel. The first error
+// cancels the rest.
+func (c *Client) fetchAll(ctx context.Context, puller *remote.Puller, repo name.Repository, store Store, m image.Manifest, rep *reporter, onLayer func(context.Context, int, ocispec.Descriptor) error) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		total    int64
+		sem      = make(chan struct{}, c.cfg.Jobs)
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+			cancel()
+		}
+	}
+	run := func(i int, desc ocispec.Descriptor, isConfig bool) {
+		defer wg.Done()
+		what := fmt.Sprintf("layer %s", desc.Digest)
+		if isConfig {
+			what = fmt.Sprintf("config %s", desc.Digest)
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n, err := c.fetchBlob(ctx, puller, repo, store, desc, isConfig, rep)
+		<-sem
+		if err != nil {
+			fail(fmt.Errorf("fetch %s: %w", what, err))
+			return
+		}
+		mu.Lock()
+		total += n
+		mu.Unlock()
+		if !isConfig && onLayer != nil {
+			if err := onLayer(ctx, i, desc); err != nil {
+				fail(fmt.Errorf("%s: %w", what, err))
+			}
+		}
+	}
+	for _, l := range m.Layers {
+		rep.send(Progress{Digest: l.Digest, Status: StatusResolved, Total: l.Size})
+	}
+	wg.Add(1 + len(m.Layers))
+	go run(-1, m.Config, true)
+	for i, l := range m.Layers {
+		go run(i, l, false)
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		return total, ctx.Err()
+	}
+	return total, firstErr
+}
+
+// fetchBlob makes sure desc is in store, downloading it unless present.
+// A transfer that breaks off is thrown away and started again; the ingest
+// never commits bytes that do not match desc.
+func (c *Client) fetchBlob(ctx context.Context, puller *remote.Puller, repo name.Repository, store Store, desc ocispec.Descriptor, isConfig bool, rep *reporter) (int64, error) {
+	if b, err := store.Open(ctx, desc.Digest); err == nil {
+		size := b.Size()
+		b.Close()
+		if size == desc.Size {
+			rep.send(Progress{Digest: desc.Digest, Config: isConfig, Status: StatusExists, Current: size, Total: size})
+			return 0, nil
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		n, err := c.fetchOnce(ctx, puller, repo, store, desc, isConfig, rep)
+		if err == nil {
+			return n, nil
+		}
+		if errors.Is(err, errdefs.ErrAlreadyExists) {
+			// Another pull committed it meanwhile.
+			return 0, nil
+		}
+		if attempt >= c.cfg.Retries || !retryable(err) || ctx.Err() != nil {
+			if attempt > 0 {
+				return 0, fmt.Errorf("%w (gave up after %d tries)", classify(err), attempt+1)
+			}
+			return 0, classify(err)
+		}
+		log.From(ctx).Debug("blob transfer failed, retrying", log.KeyDigest, desc.Digest.String(), log.KeyErr, err, "attempt", attempt+1)
+		rep.send(Progress{Digest: desc.Digest, Config: isConfig, Status: StatusRetrying, Detail: err.Error(), Total: desc.Size})
+		if err := c.backoff(ctx, attempt+1); err != nil {
+			return 0, err
+		}
+	}
+}
+
+func (c *Client) fetchOnce(ctx context.Context, puller *remote.Puller, repo name.Repository, store Store, desc ocispec.Descriptor, isConfig bool, rep *reporter) (int64, error) {
+	l, err := puller.Layer(ctx, repo.Digest(desc.Digest.String()))
+	if err != nil {
+		return 0, err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	ing, err := store.Begin(ctx, desc)
+	if err != nil {
+		return 0, err
+	}
+	defer ing.Abort()
+	cnt := &counter{r: rc, rep: rep, base: Progress{Digest: desc.Digest, Config: isConfig, Status: StatusDownloading, Total: desc.Size}}
+	// go-containerregistry's reader checks the digest at EOF; Commit checks
+	// size and digest again, so a short or corrupt body is never kept.
+	n, err := io.Copy(ing, cnt)
+	if err != nil {
+		// go-containerregistry's verify package reports a mismatch as a
+		// plain error; give it a class so it is not retried and callers
+		// see bad input rather than a network failure.
+		if strings.Contains(err.Error(), "error verifying") {
+			return n, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+		}
+		return n, err
+	}
+	if n != desc.Size {
+		return n, fmt.Errorf("size %d, manifest says %d: %w", n, desc.Size, errdefs.ErrInvalidArgument)
+	}
+	rep.send(Progress{Digest: desc.Digest, Config: isConfig, Status: StatusVerifying, Current: n, Total: desc.Size})
+	if _, err := ing.Commit(ctx); err != nil {
+		return n, err
+	}
+	rep.send(Progress{Digest: desc.Digest, Config: isConfig, Status: StatusDownloaded, Current: n, Total: desc.Size})
+	return n, nil
+}
