@@ -238,12 +238,20 @@ func emitGroup(a *asm, segs []segment, def uint32, linear bool) {
 		args32 bool
 	}
 	var blocks []block
+	// Syscalls named in the same entries get the same rule block: emit
+	// it once (a profile's one rule for the *chown family, say).
+	shared := map[string]label{}
 	outcomeOf := func(s segment, nr uint32) outcome {
 		rs := s.rules[nr]
 		if len(rs[0].conds) == 0 {
 			return outcome{ret: rs[0].action}
 		}
+		key := fmt.Sprint(s.abi.args32, rs)
+		if l, ok := shared[key]; ok {
+			return outcome{block: l}
+		}
 		b := block{l: a.newLabel(), rules: rs, args32: s.abi.args32}
+		shared[key] = b.l
 		blocks = append(blocks, b)
 		return outcome{block: b.l}
 	}
@@ -256,7 +264,7 @@ func emitGroup(a *asm, segs []segment, def uint32, linear bool) {
 		// log2 of that in compares instead of one per listed name.
 		var ivs []interval
 		add := func(lo uint64, out outcome) {
-			if n := len(ivs); n > 0 && ivs[n-1].out.block == 0 && out.block == 0 && ivs[n-1].out.ret == out.ret {
+			if n := len(ivs); n > 0 && ivs[n-1].out == out {
 				return
 			}
 			ivs = append(ivs, interval{lo: lo, out: out})

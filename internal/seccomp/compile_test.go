@@ -130,12 +130,12 @@ func TestArchitectures(t *testing.T) {
 func TestArgumentOps(t *testing.T) {
 	const big = 0x1_0000_0005
 	for _, tc := range []struct {
-		op        specs.LinuxSeccompOperator
-		value     uint64
-		valueTwo  uint64
-		arg       uint64
-		match     bool
-		match32 bool // on i386, where only the low halves count
+		op       specs.LinuxSeccompOperator
+		value    uint64
+		valueTwo uint64
+		arg      uint64
+		match    bool
+		match32  bool // on i386, where only the low halves count
 	}{
 		{specs.OpEqualTo, 5, 0, 5, true, true},
 		{specs.OpEqualTo, 5, 0, big, false, true},

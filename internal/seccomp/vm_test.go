@@ -118,7 +118,7 @@ func oracle(t testing.TB, s *specs.LinuxSeccomp, native specs.Arch, in input) ui
 		if a.audit != in.arch {
 			continue
 		}
-		if a.audit == arches[specs.ArchX86_64].audit && (in.nr&x32SyscallBit != 0) != (a.name == specs.ArchX32) {
+		if a.audit == arches[specs.ArchX86_64].audit && (in.nr >= x32SyscallBit) != (a.name == specs.ArchX32) {
 			continue
 		}
 		abi = a

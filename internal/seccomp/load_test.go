@@ -1,0 +1,236 @@
+package seccomp
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"unsafe"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/testutil"
+)
+
+// A filter cannot be removed once loaded, so each real test re-executes
+// the test binary as a child that loads the filter, makes the calls, and
+// reports through its exit status and stderr.
+const childEnv = "BERTH_SECCOMP_CHILD"
+
+func init() {
+	name := os.Getenv(childEnv)
+	if name == "" {
+		return
+	}
+	fn, ok := children[name]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "unknown child %q\n", name)
+		os.Exit(3)
+	}
+	if err := fn(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+var children = map[string]func() error{
+	"errno":  childErrno,
+	"kill":   childKill,
+	"notify": childNotify,
+	"eacces": childEACCES,
+}
+
+// load compiles s and loads it with no_new_privs set, as a container's
+// init does.
+func load(s *specs.LinuxSeccomp) (int, error) {
+	f, err := Compile(s)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return -1, fmt.Errorf("set no_new_privs: %w", err)
+	}
+	return f.Load()
+}
+
+func childErrno() error {
+	dir := os.Getenv("DIR")
+	if _, err := load(&specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno},
+			{Names: []string{"symlink", "symlinkat"}, Action: specs.ActErrno, ErrnoRet: uintp(uint(unix.EXDEV))},
+		},
+	}); err != nil {
+		return err
+	}
+	if err := os.Mkdir(filepath.Join(dir, "a"), 0o755); !errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("mkdir under the filter: %v, want EPERM", err)
+	}
+	if err := os.Symlink("x", filepath.Join(dir, "b")); !errors.Is(err, unix.EXDEV) {
+		return fmt.Errorf("symlink under the filter: %v, want EXDEV", err)
+	}
+	// Everything else still works.
+	return os.WriteFile(filepath.Join(dir, "c"), nil, 0o644)
+}
+
+func childKill() error {
+	// SIGSYS dumps core by default; keep cores off the test machine.
+	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
+		return err
+	}
+	if _, err := load(&specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"getppid"}, Action: specs.ActKillProcess}},
+	}); err != nil {
+		return err
+	}
+	unix.Getppid()
+	return errors.New("getppid returned under a KILL_PROCESS filter")
+}
+
+// seccompNotif and seccompNotifResp are struct seccomp_notif and
+// seccomp_notif_resp (include/uapi/linux/seccomp.h); x/sys has no types.
+type seccompNotif struct {
+	id    uint64
+	pid   uint32
+	flags uint32
+	nr    int32
+	arch  uint32
+	ip    uint64
+	args  [6]uint64
+}
+
+type seccompNotifResp struct {
+	id    uint64
+	val   int64
+	error int32
+	flags uint32
+}
+
+func childNotify() error {
+	fd, err := load(&specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"getppid"}, Action: specs.ActNotify}},
+	})
+	if err != nil {
+		return err
+	}
+	if fd < 0 {
+		return errors.New("no listener fd for a NOTIFY filter")
+	}
+	defer unix.Close(fd)
+	got := make(chan int, 1)
+	tid := make(chan int, 1)
+	go func() {
+		runtime.LockOSThread()
+		tid <- unix.Gettid()
+		got <- unix.Getppid() // waits for our answer below
+	}()
+	var n seccompNotif // the kernel wants it zeroed
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_RECV, uintptr(unsafe.Pointer(&n))); e != 0 {
+		return fmt.Errorf("notif recv: %w", e)
+	}
+	if want := int32(tableX86_64["getppid"]); n.nr != want || n.arch != auditX86_64 {
+		return fmt.Errorf("notification for nr %d arch %#x, want getppid (%d)", n.nr, n.arch, want)
+	}
+	if t := <-tid; int(n.pid) != t {
+		return fmt.Errorf("notification from %d, want thread %d", n.pid, t)
+	}
+	resp := seccompNotifResp{id: n.id, val: 4242}
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&resp))); e != 0 {
+		return fmt.Errorf("notif send: %w", e)
+	}
+	if v := <-got; v != 4242 {
+		return fmt.Errorf("getppid returned %d, want the agent's 4242", v)
+	}
+	return nil
+}
+
+func childEACCES() error {
+	f, err := Compile(&specs.LinuxSeccomp{DefaultAction: specs.ActAllow})
+	if err != nil {
+		return err
+	}
+	// no_new_privs unset and CAP_SYS_ADMIN dropped from this thread's
+	// effective set (capabilities are per thread): the kernel must refuse.
+	runtime.LockOSThread()
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return err
+	}
+	data[unix.CAP_SYS_ADMIN/32].Effective &^= 1 << (unix.CAP_SYS_ADMIN % 32)
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return err
+	}
+	_, err = f.Load()
+	if !errors.Is(err, errdefs.ErrForbidden) || !strings.Contains(err.Error(), "no_new_privs or CAP_SYS_ADMIN") {
+		return fmt.Errorf("load without no_new_privs or CAP_SYS_ADMIN: %v, want ErrForbidden", err)
+	}
+	return nil
+}
+
+func runChild(t *testing.T, name string, env ...string) (*os.ProcessState, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), append(env, childEnv+"="+name)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("run child %s: %v", name, err)
+	}
+	return cmd.ProcessState, stderr.String()
+}
+
+func requireNativeX86_64(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the child checks x86_64 syscall numbers")
+	}
+}
+
+func TestLoadErrno(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	st, out := runChild(t, "errno", "DIR="+dir)
+	if !st.Success() {
+		t.Fatalf("child: %v: %s", st, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("mkdir ran despite the filter: %v", err)
+	}
+}
+
+func TestLoadKillProcess(t *testing.T) {
+	testutil.RequireRoot(t)
+	st, out := runChild(t, "kill")
+	ws := st.Sys().(syscall.WaitStatus)
+	if !ws.Signaled() || ws.Signal() != unix.SIGSYS {
+		t.Fatalf("child ended with %v, want killed by SIGSYS: %s", st, out)
+	}
+}
+
+func TestLoadNotify(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireNativeX86_64(t)
+	if st, out := runChild(t, "notify"); !st.Success() {
+		t.Fatalf("child: %v: %s", st, out)
+	}
+}
+
+func TestLoadNeedsNoNewPrivsOrCapSysAdmin(t *testing.T) {
+	testutil.RequireRoot(t)
+	if st, out := runChild(t, "eacces"); !st.Success() {
+		t.Fatalf("child: %v: %s", st, out)
+	}
+}
