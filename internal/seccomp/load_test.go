@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -46,6 +47,9 @@ var children = map[string]func() error{
 	"kill":   childKill,
 	"notify": childNotify,
 	"eacces": childEACCES,
+	"thread": childKillThread,
+	"trap":   childTrap,
+	"flags":  childFlags,
 }
 
 // load compiles s and loads it with no_new_privs set, as a container's
@@ -95,6 +99,68 @@ func childKill() error {
 	}
 	unix.Getppid()
 	return errors.New("getppid returned under a KILL_PROCESS filter")
+}
+
+func childKillThread() error {
+	if _, err := load(&specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"getppid"}, Action: specs.ActKill}},
+	}); err != nil {
+		return err
+	}
+	tid := make(chan int)
+	go func() {
+		runtime.LockOSThread()
+		tid <- unix.Gettid()
+		unix.Getppid()
+		panic("getppid returned under a KILL filter")
+	}()
+	task := fmt.Sprintf("/proc/self/task/%d", <-tid)
+	// SCMP_ACT_KILL ends the calling thread only; the process goes on.
+	for range 200 {
+		if _, err := os.Stat(task); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return errors.New("the thread survived getppid under a KILL filter")
+}
+
+func childTrap() error {
+	if _, err := load(&specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"getppid"}, Action: specs.ActTrap}},
+	}); err != nil {
+		return err
+	}
+	// TRAP raises SIGSYS in the thread; the Go runtime dies of it.
+	unix.Getppid()
+	return errors.New("getppid returned under a TRAP filter")
+}
+
+func childFlags() error {
+	fd, err := load(&specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Flags: []specs.LinuxSeccompFlag{"SECCOMP_FILTER_FLAG_TSYNC", specs.LinuxSeccompFlagLog,
+			specs.LinuxSeccompFlagSpecAllow, specs.LinuxSeccompFlagWaitKillableRecv},
+		Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"getppid"}, Action: specs.ActNotify},
+			{Names: []string{"getpgrp"}, Action: specs.ActLog},
+			{Names: []string{"personality"}, Action: specs.ActTrace, ErrnoRet: uintp(1)},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	// No tracer: the kernel fails a TRACE call with ENOSYS.
+	if _, _, e := unix.RawSyscall(unix.SYS_PERSONALITY, 0xffffffff, 0, 0); e != unix.ENOSYS {
+		return fmt.Errorf("personality under TRACE without a tracer: %v, want ENOSYS", e)
+	}
+	if unix.Getpgrp() == 0 {
+		return errors.New("getpgrp under LOG returned 0")
+	}
+	return nil
 }
 
 // seccompNotif and seccompNotifResp are struct seccomp_notif and
@@ -217,6 +283,28 @@ func TestLoadKillProcess(t *testing.T) {
 	ws := st.Sys().(syscall.WaitStatus)
 	if !ws.Signaled() || ws.Signal() != unix.SIGSYS {
 		t.Fatalf("child ended with %v, want killed by SIGSYS: %s", st, out)
+	}
+}
+
+func TestLoadKillThread(t *testing.T) {
+	testutil.RequireRoot(t)
+	if st, out := runChild(t, "thread"); !st.Success() {
+		t.Fatalf("child: %v: %s", st, out)
+	}
+}
+
+func TestLoadTrap(t *testing.T) {
+	testutil.RequireRoot(t)
+	st, out := runChild(t, "trap")
+	if st.Success() || !strings.Contains(out, "SIGSYS") {
+		t.Fatalf("child ended with %v, want the Go runtime dead of SIGSYS: %s", st, out)
+	}
+}
+
+func TestLoadAllFlags(t *testing.T) {
+	testutil.RequireRoot(t)
+	if st, out := runChild(t, "flags"); !st.Success() {
+		t.Fatalf("child: %v: %s", st, out)
 	}
 }
 
