@@ -194,4 +194,3 @@ func (pp *preparedProcess) exec(sock *os.File, firstFD int) error {
 	err := unix.Exec(pp.path, p.Args, env)
 	return fmt.Errorf("exec %s: %w", pp.path, err)
 }
-

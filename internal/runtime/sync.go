@@ -50,22 +50,22 @@ type message struct {
 // initConfig is everything the init needs; the parent resolves host paths
 // before sending it.
 type initConfig struct {
-	ID           string            `json:"id"`
-	Exec         bool              `json:"exec,omitempty"` // join a running container instead of creating one
-	Spec         *specs.Spec       `json:"spec"`
-	Process      *specs.Process    `json:"process"`
-	Rootfs       string            `json:"rootfs"` // absolute host path
-	Bundle       string            `json:"bundle"`
-	NoPivot      bool              `json:"noPivot,omitempty"`
-	NoNewKeyring bool              `json:"noNewKeyring,omitempty"`
-	NewCgroupNS  bool              `json:"newCgroupns,omitempty"`
-	NewTimeNS    bool              `json:"newTimens,omitempty"`
-	Cgroups      map[string]string `json:"cgroups,omitempty"`
-	FifoFD       int               `json:"fifoFd"`         // exec fifo, opened O_PATH by the parent
-	FirstFD      int               `json:"firstFd"`        // fds below this (from 3) are preserved into the container
+	ID           string                 `json:"id"`
+	Exec         bool                   `json:"exec,omitempty"` // join a running container instead of creating one
+	Spec         *specs.Spec            `json:"spec"`
+	Process      *specs.Process         `json:"process"`
+	Rootfs       string                 `json:"rootfs"` // absolute host path
+	Bundle       string                 `json:"bundle"`
+	NoPivot      bool                   `json:"noPivot,omitempty"`
+	NoNewKeyring bool                   `json:"noNewKeyring,omitempty"`
+	NewCgroupNS  bool                   `json:"newCgroupns,omitempty"`
+	NewTimeNS    bool                   `json:"newTimens,omitempty"`
+	Cgroups      map[string]string      `json:"cgroups,omitempty"`
+	FifoFD       int                    `json:"fifoFd"`           // exec fifo, opened O_PATH by the parent
+	FirstFD      int                    `json:"firstFd"`          // fds below this (from 3) are preserved into the container
 	JoinNS       []specs.LinuxNamespace `json:"joinNs,omitempty"` // joined per-thread by the init (net, uts, ipc, cgroup)
-	Hooks        bool              `json:"hooks,omitempty"` // parent has createRuntime/prestart hooks
-	State        *specs.State      `json:"state,omitempty"` // for createContainer/startContainer hooks
+	Hooks        bool                   `json:"hooks,omitempty"`  // parent has createRuntime/prestart hooks
+	State        *specs.State           `json:"state,omitempty"`  // for createContainer/startContainer hooks
 }
 
 func send(sock *os.File, m message, fds ...int) error {
