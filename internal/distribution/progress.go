@@ -13,19 +13,21 @@ import (
 type Status string
 
 const (
-	StatusResolved     Status = "Pulling fs layer"
-	StatusWaiting      Status = "Waiting"
-	StatusDownloading  Status = "Downloading"
-	StatusRetrying     Status = "Retrying"
-	StatusVerifying    Status = "Verifying Checksum"
-	StatusDownloaded   Status = "Download complete"
-	StatusExists       Status = "Already exists"
-	StatusPreparing    Status = "Preparing"
-	StatusPushing      Status = "Pushing"
-	StatusPushed       Status = "Pushed"
-	StatusLayerExists  Status = "Layer already exists"
-	StatusMounted      Status = "Mounted from"
-	StatusManifestDone Status = "Manifest"
+	StatusResolved    Status = "Pulling fs layer"
+	StatusWaiting     Status = "Waiting"
+	StatusDownloading Status = "Downloading"
+	StatusRetrying    Status = "Retrying"
+	StatusVerifying   Status = "Verifying Checksum"
+	StatusDownloaded  Status = "Download complete"
+	StatusExists      Status = "Already exists"
+	StatusPreparing   Status = "Preparing"
+	StatusPushing     Status = "Pushing"
+	StatusPushed      Status = "Pushed"
+	StatusLayerExists Status = "Layer already exists"
+	StatusMounted     Status = "Mounted from"
+	// Set by the unpacker, shown through the same display.
+	StatusExtracting   Status = "Extracting"
+	StatusPullComplete Status = "Pull complete"
 )
 
 // Progress is one update about one blob. Updates for a blob arrive in
