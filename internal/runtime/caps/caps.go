@@ -234,10 +234,14 @@ func Apply(c *specs.LinuxCapabilities) error {
 		if n < 64 && keep&(1<<n) != 0 {
 			continue
 		}
-		// Dropping a capability that is already gone succeeds, so this is
-		// idempotent; CAP_SETPCAP's own drop comes last only in number
-		// order, but dropping it from the bounding set does not remove it
-		// from the effective set, so later drops still work.
+		// Skip what is already gone: every PR_CAPBSET_DROP needs
+		// CAP_SETPCAP, even a no-op one, and a process whose bounding set
+		// is already narrow enough may not have it.
+		if in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, n, 0, 0, 0); err == nil && in == 0 {
+			continue
+		}
+		// Dropping CAP_SETPCAP from the bounding set leaves it in the
+		// effective set, so the drops after it still work.
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, n, 0, 0, 0); err != nil {
 			return fmt.Errorf("apply capabilities: drop %s from the bounding set: %w", Name(n), err)
 		}

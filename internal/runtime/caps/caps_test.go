@@ -23,7 +23,7 @@ func TestMain(m *testing.M) { testutil.Main(m) }
 // The test binary re-execs itself as the process whose capabilities change,
 // so the test process keeps its own.
 //
-//	caps-child status <json>  Apply, then print Current() as JSON
+//	caps-child status <json>  Apply, then print Current() as JSON (status-twice: Apply twice)
 //	caps-child user <json>    keepcaps, become uid/gid 1000, Apply, exec cat /proc/self/status
 func init() {
 	if len(os.Args) < 4 || os.Args[1] != "caps-child" {
@@ -37,9 +37,14 @@ func init() {
 		fail(err)
 	}
 	switch os.Args[2] {
-	case "status":
+	case "status", "status-twice":
 		if err := Apply(c); err != nil {
 			fail(err)
+		}
+		if os.Args[2] == "status-twice" {
+			if err := Apply(c); err != nil {
+				fail(fmt.Errorf("second apply: %w", err))
+			}
 		}
 		s, err := Current()
 		if err != nil {
@@ -176,8 +181,9 @@ func TestApplyUnknownNameChangesNothing(t *testing.T) {
 func TestApplySetsAllFive(t *testing.T) {
 	testutil.RequireRoot(t)
 	for _, tc := range []struct {
-		name string
-		caps *specs.LinuxCapabilities
+		name  string
+		caps  *specs.LinuxCapabilities
+		again bool // Apply twice: the second time without CAP_SETPCAP
 	}{
 		{name: "nil drops everything", caps: nil},
 		{name: "docker default", caps: &specs.LinuxCapabilities{
@@ -190,6 +196,11 @@ func TestApplySetsAllFive(t *testing.T) {
 			Inheritable: []string{"CAP_NET_BIND_SERVICE"},
 			Ambient:     []string{"CAP_NET_BIND_SERVICE"},
 		}},
+		{name: "without CAP_SETPCAP", caps: &specs.LinuxCapabilities{
+			Bounding:  []string{"CAP_KILL", "CAP_CHOWN"},
+			Effective: []string{"CAP_KILL"},
+			Permitted: []string{"CAP_KILL"},
+		}, again: true},
 		{name: "bounding narrower than permitted", caps: &specs.LinuxCapabilities{
 			Bounding:  []string{"CAP_KILL"},
 			Effective: []string{"CAP_SYS_ADMIN"},
@@ -198,7 +209,11 @@ func TestApplySetsAllFive(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got Set
-			if err := json.Unmarshal(runChild(t, "status", tc.caps), &got); err != nil {
+			mode := "status"
+			if tc.again {
+				mode = "status-twice"
+			}
+			if err := json.Unmarshal(runChild(t, mode, tc.caps), &got); err != nil {
 				t.Fatal(err)
 			}
 			c := tc.caps
