@@ -77,14 +77,16 @@ func nativeArch() (specs.Arch, error) {
 }
 
 // abisFor returns the ABIs a filter for native must cover: native first,
-// then each listed one the native kernel can run, in the spec's order.
-func abisFor(native specs.Arch, listed []specs.Arch) ([]*arch, error) {
+// then each listed one the native kernel can run, in the spec's order; and
+// the listed ones the kernel can run but berth has no table for (arm on
+// arm64).
+func abisFor(native specs.Arch, listed []specs.Arch) (abis []*arch, dropped []specs.Arch, err error) {
 	out := []*arch{arches[native]}
 	seen := map[specs.Arch]bool{native: true}
 	for _, name := range listed {
 		a, ok := arches[name]
 		if !ok {
-			return nil, fmt.Errorf("seccomp architecture %q: unknown (want one of the SCMP_ARCH_* names of the runtime spec): %w", name, errdefs.ErrInvalidArgument)
+			return nil, nil, fmt.Errorf("seccomp architecture %q: unknown (want one of the SCMP_ARCH_* names of the runtime spec): %w", name, errdefs.ErrInvalidArgument)
 		}
 		if seen[name] {
 			continue
@@ -98,9 +100,12 @@ func abisFor(native specs.Arch, listed []specs.Arch) ([]*arch, error) {
 			continue
 		}
 		if a.table == nil {
-			return nil, fmt.Errorf("seccomp architecture %s on %s: no syscall table for it: %w", name, native, errdefs.ErrNotImplemented)
+			// Fail closed: without numbers no rule can be placed, so the
+			// ABI is treated as unlisted and its calls are killed.
+			dropped = append(dropped, name)
+			continue
 		}
 		out = append(out, a)
 	}
-	return out, nil
+	return out, dropped, nil
 }

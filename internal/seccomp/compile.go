@@ -40,6 +40,7 @@ type Filter struct {
 	tsync   bool // the spec listed SECCOMP_FILTER_FLAG_TSYNC itself
 	notify  bool // some action is SCMP_ACT_NOTIFY
 	unknown []string
+	dropped []specs.Arch
 }
 
 // Len is the number of BPF instructions in the program.
@@ -52,6 +53,12 @@ func (f *Filter) Notify() bool { return f.notify }
 // has. They were skipped, as libseccomp skips them, so a profile written
 // for newer kernels still loads; callers may log them.
 func (f *Filter) Unknown() []string { return slices.Clone(f.unknown) }
+
+// DroppedArches lists the compat arches the spec allowed that berth has
+// no syscall table for (arm on an arm64 host). The filter kills their
+// calls as if they were not listed; callers may warn that 32-bit programs
+// of that ABI cannot run.
+func (f *Filter) DroppedArches() []specs.Arch { return slices.Clone(f.dropped) }
 
 // rule is one syscalls[] entry for one syscall number.
 type rule struct {
@@ -109,10 +116,11 @@ func compile(s *specs.LinuxSeccomp, o compileOptions) (*Filter, error) {
 	if s.ListenerMetadata != "" && s.ListenerPath == "" {
 		return nil, fmt.Errorf("seccomp listenerMetadata: set without listenerPath: %w", errdefs.ErrInvalidArgument)
 	}
-	abis, err := abisFor(o.native, s.Architectures)
+	abis, dropped, err := abisFor(o.native, s.Architectures)
 	if err != nil {
 		return nil, err
 	}
+	f.dropped = dropped
 
 	// Per ABI, syscall number → its rules in spec order.
 	byABI := make([]map[uint32][]rule, len(abis))

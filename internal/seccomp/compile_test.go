@@ -277,13 +277,15 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestCompatArchWithoutTable(t *testing.T) {
-	// arm runs on an arm64 kernel, and berth has no arm table: refusing is
-	// the only safe answer, as its calls would reach the kernel unfiltered.
-	_, err := compile(&specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchARM}},
-		compileOptions{native: specs.ArchAARCH64})
-	if !errors.Is(err, errdefs.ErrNotImplemented) || !strings.Contains(err.Error(), "SCMP_ARCH_ARM") {
-		t.Errorf("error %v, want ErrNotImplemented naming SCMP_ARCH_ARM", err)
+	// arm runs on an arm64 kernel, and berth has no arm table: with no
+	// numbers no rule can be placed, so its calls are killed (fail closed).
+	s := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchARM}}
+	f := mustCompile(t, s, specs.ArchAARCH64)
+	if d := f.DroppedArches(); len(d) != 1 || d[0] != specs.ArchARM {
+		t.Errorf("DroppedArches() = %v, want [SCMP_ARCH_ARM]", d)
 	}
+	check(t, f, input{nr: 20, arch: arches[specs.ArchARM].audit}, unix.SECCOMP_RET_KILL_PROCESS)
+	check(t, f, input{nr: 20, arch: auditAARCH64}, unix.SECCOMP_RET_ALLOW)
 }
 
 func TestFlags(t *testing.T) {

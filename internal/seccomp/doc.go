@@ -11,7 +11,13 @@
 //	func (f *Filter) Load() (notifyFD int, err error)
 //	func (f *Filter) Notify() bool      // Load will return a listener fd
 //	func (f *Filter) Unknown() []string // syscall names skipped as unknown
+//	func (f *Filter) DroppedArches() []specs.Arch // listed but killed: no table
 //	func (f *Filter) Len() int          // BPF instructions
+//
+// and, to build the seccomp section of a spec, Docker's default profile:
+//
+//	func DefaultProfile() *Profile
+//	func (p *Profile) Spec(o ProfileOptions) (*specs.LinuxSeccomp, error)
 //
 // Compile early (in the runtime's parent, where errors are easy to
 // report) and Load last in the container's init, after everything that
@@ -26,8 +32,9 @@
 //     differ by the x32 bit (0x40000000) of the number: each half of the
 //     number space belongs to one of them, or is killed when that one is
 //     not listed. Listed arches a kernel of the native arch cannot run
-//     (Docker lists arm and mips for amd64) are dropped; a compat ABI with
-//     no table here is refused with errdefs.ErrNotImplemented.
+//     (Docker lists mips for amd64) are dropped, as they cannot occur; a
+//     compat ABI with no table here (arm on arm64) is killed like an
+//     unlisted one and reported by DroppedArches.
 //  2. Binary-search the syscall number over intervals that share an
 //     outcome, so a call costs O(log n) compares (about 10 instructions
 //     for Docker's default profile rather than hundreds in a linear chain).

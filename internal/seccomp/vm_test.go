@@ -109,7 +109,7 @@ func step(prog []unix.SockFilter, in input) (ret uint32, n int) {
 // plainly as possible: the reference for the compiled programs.
 func oracle(t testing.TB, s *specs.LinuxSeccomp, native specs.Arch, in input) uint32 {
 	t.Helper()
-	abis, err := abisFor(native, s.Architectures)
+	abis, _, err := abisFor(native, s.Architectures)
 	if err != nil {
 		t.Fatal(err)
 	}
