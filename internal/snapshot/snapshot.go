@@ -85,6 +85,9 @@ type Sizer interface {
 // trusted.overlay.opaque xattr), and CommitOnto the parent once the parent
 // is committed. This is what lets layers unpack in parallel.
 //
+// A Stacker's Prepare with no parent returns one bind mount whose Source
+// is the layer's directory, so the layer can be written without mounting.
+//
 // Snapshotters that are not Stackers (copy) need each layer applied on top
 // of a full copy of its parent, with whiteouts applied as deletions.
 type Stacker interface {

@@ -1,0 +1,202 @@
+// Package overlay is the default snapshotter: each snapshot is an overlayfs
+// upper directory holding only its own layer's changes, and a snapshot's
+// mount stacks its ancestors' directories as lower layers. A layer can
+// therefore be written without its parents present (snapshot.Stacker),
+// which lets an image's layers unpack in parallel.
+//
+// On disk (<root>/snapshots/overlay/, see package meta): s/<id>/fs is the
+// layer (the upper directory while active), s/<id>/work overlay's work
+// directory, removed on Commit. It knows nothing about images or tar.
+package overlay
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/berth-dev/berth/internal/cleanup"
+	"github.com/berth-dev/berth/internal/log"
+	"github.com/berth-dev/berth/internal/mount"
+	"github.com/berth-dev/berth/internal/snapshot"
+	"github.com/berth-dev/berth/internal/snapshot/meta"
+)
+
+// Snapshotter keeps snapshots as overlay layers. Safe for concurrent use.
+type Snapshotter struct {
+	st *meta.Store
+}
+
+var (
+	_ snapshot.Snapshotter = (*Snapshotter)(nil)
+	_ snapshot.Sizer       = (*Snapshotter)(nil)
+	_ snapshot.Stacker     = (*Snapshotter)(nil)
+)
+
+// New opens the overlay snapshotter whose state lives in dir
+// (conventionally <root>/snapshots/overlay). It does not check that overlay
+// works there; Supported does.
+func New(ctx context.Context, dir string) (*Snapshotter, error) {
+	st, err := meta.Open(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshotter{st: st}, nil
+}
+
+func (s *Snapshotter) fs(id uint64) string   { return filepath.Join(s.st.Dir(id), "fs") }
+func (s *Snapshotter) work(id uint64) string { return filepath.Join(s.st.Dir(id), "work") }
+
+// Prepare implements snapshot.Snapshotter.
+func (s *Snapshotter) Prepare(ctx context.Context, key, parent string) ([]mount.Mount, error) {
+	return s.create(ctx, key, parent, snapshot.KindActive)
+}
+
+// View implements snapshot.Snapshotter.
+func (s *Snapshotter) View(ctx context.Context, key, parent string) ([]mount.Mount, error) {
+	return s.create(ctx, key, parent, snapshot.KindView)
+}
+
+func (s *Snapshotter) create(ctx context.Context, key, parent string, kind snapshot.Kind) (_ []mount.Mount, err error) {
+	r, err := s.st.Reserve(key, parent, kind)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", verb(kind), key, err)
+	}
+	var undo cleanup.Stack
+	defer undo.Unwind()
+	undo.Push(func() { s.st.Abort(r) })
+	dir := s.st.Dir(r.ID)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", verb(kind), key, err)
+	}
+	undo.Push(func() { _ = os.RemoveAll(dir) })
+	// The layer's root is the container's "/": world-readable, as
+	// every image expects; a layer's "./" entry may change it.
+	if err := os.Mkdir(s.fs(r.ID), 0o755); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", verb(kind), key, err)
+	}
+	if kind == snapshot.KindActive {
+		if err := os.Mkdir(s.work(r.ID), 0o700); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", verb(kind), key, err)
+		}
+	}
+	if err := s.st.Save(r); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", verb(kind), key, err)
+	}
+	undo.Disarm()
+	return s.mounts(r)
+}
+
+func verb(k snapshot.Kind) string {
+	if k == snapshot.KindView {
+		return "view"
+	}
+	return "prepare"
+}
+
+// Mounts implements snapshot.Snapshotter.
+func (s *Snapshotter) Mounts(ctx context.Context, key string) ([]mount.Mount, error) {
+	r, err := s.st.Get(key)
+	if err != nil {
+		return nil, fmt.Errorf("mounts of %s: %w", key, err)
+	}
+	return s.mounts(r)
+}
+
+func (s *Snapshotter) mounts(r meta.Record) ([]mount.Mount, error) {
+	chain, err := s.st.Chain(r.Parent)
+	if err != nil {
+		return nil, fmt.Errorf("mounts of %s: %w", r.Name, err)
+	}
+	lowers := make([]string, len(chain))
+	for i, c := range chain {
+		lowers[i] = s.fs(c.ID)
+	}
+	kind := meta.KindOf(r.Kind)
+	switch {
+	case kind == snapshot.KindActive && len(lowers) == 0:
+		return []mount.Mount{{Type: "bind", Source: s.fs(r.ID), Options: []string{"rbind", "rw"}}}, nil
+	case kind == snapshot.KindActive:
+		return []mount.Mount{{Type: "overlay", Source: "overlay", Options: []string{
+			"lowerdir=" + strings.Join(lowers, ":"), "upperdir=" + s.fs(r.ID), "workdir=" + s.work(r.ID),
+		}}}, nil
+	case len(lowers) == 0: // an empty view
+		return []mount.Mount{{Type: "bind", Source: s.fs(r.ID), Options: []string{"rbind", "ro"}}}, nil
+	case len(lowers) == 1:
+		// overlay needs two lower layers without an upper one.
+		return []mount.Mount{{Type: "bind", Source: lowers[0], Options: []string{"rbind", "ro"}}}, nil
+	default:
+		return []mount.Mount{{Type: "overlay", Source: "overlay", Options: []string{
+			"ro", "lowerdir=" + strings.Join(lowers, ":"),
+		}}}, nil
+	}
+}
+
+// Commit implements snapshot.Snapshotter.
+func (s *Snapshotter) Commit(ctx context.Context, name, key string) error {
+	return s.commit(ctx, name, key, false, "")
+}
+
+// CommitOnto implements snapshot.Stacker: key, prepared without a parent,
+// becomes name on top of parent.
+func (s *Snapshotter) CommitOnto(ctx context.Context, name, key, parent string) error {
+	return s.commit(ctx, name, key, true, parent)
+}
+
+func (s *Snapshotter) commit(ctx context.Context, name, key string, setParent bool, parent string) error {
+	r, err := s.st.Commit(name, key, setParent, parent)
+	if err != nil {
+		return fmt.Errorf("commit %s as %s: %w", key, name, err)
+	}
+	// The work directory is scratch space for an active overlay mount;
+	// a committed layer is never mounted as an upper layer again.
+	if err := os.RemoveAll(s.work(r.ID)); err != nil {
+		log.From(ctx).Warn("remove work directory of committed snapshot", log.KeySnapshot, name, log.KeyErr, err)
+	}
+	return nil
+}
+
+// Remove implements snapshot.Snapshotter.
+func (s *Snapshotter) Remove(ctx context.Context, key string) error {
+	r, err := s.st.Remove(key)
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", key, err)
+	}
+	if err := os.RemoveAll(s.st.Dir(r.ID)); err != nil {
+		// The record is gone; the next Open removes the directory.
+		return fmt.Errorf("remove %s: files: %w", key, err)
+	}
+	return nil
+}
+
+// Stat implements snapshot.Snapshotter.
+func (s *Snapshotter) Stat(ctx context.Context, key string) (snapshot.Info, error) {
+	r, err := s.st.Get(key)
+	if err != nil {
+		return snapshot.Info{}, fmt.Errorf("stat: %w", err)
+	}
+	return r.Info(), nil
+}
+
+// Walk implements snapshot.Snapshotter.
+func (s *Snapshotter) Walk(ctx context.Context, fn func(snapshot.Info) error) error {
+	for _, r := range s.st.All() {
+		if err := fn(r.Info()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Size implements snapshot.Sizer: the disk used by the snapshot's own layer.
+func (s *Snapshotter) Size(ctx context.Context, key string) (int64, error) {
+	r, err := s.st.Get(key)
+	if err != nil {
+		return 0, fmt.Errorf("size: %w", err)
+	}
+	return meta.DiskUsage(ctx, s.fs(r.ID))
+}
+
+// Close implements snapshot.Snapshotter.
+func (s *Snapshotter) Close() error { return s.st.Close() }
