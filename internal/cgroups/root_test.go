@@ -1,0 +1,402 @@
+package cgroups
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/testutil"
+)
+
+// newRoot returns a manager for a fresh container id on the host's real
+// hierarchies, destroyed in t.Cleanup after the test's processes are gone.
+func newRoot(t *testing.T, cfg Config) Manager {
+	t.Helper()
+	if cfg.Name == "" {
+		cfg.Name = testID(t)
+	}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Destroy(); err != nil {
+			t.Errorf("destroy: %v", err)
+		}
+	})
+	return m
+}
+
+func requireMode(t *testing.T, modes ...Mode) Mode {
+	t.Helper()
+	mode, err := HostMode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(modes, mode) {
+		t.Skipf("needs a %v cgroup host; this one is %v", modes, mode)
+	}
+	return mode
+}
+
+func TestRootPlacement(t *testing.T) {
+	testutil.RequireRoot(t)
+	l, err := hostLayout()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		cfg  Config
+		rel  string
+	}{
+		{"default", Config{Name: "test-place"}, "berth/test-place"},
+		{"relative", Config{Name: "x", Path: "test-pod/c1"}, "berth/test-pod/c1"},
+		{"absolute", Config{Name: "x", Path: "/berth-test-abs/a/b"}, "berth-test-abs/a/b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := New(tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Apply(0); err != nil {
+				t.Fatal(err)
+			}
+			paths := m.Paths()
+			for c, root := range l.v1 {
+				if paths[c] != filepath.Join(root, tt.rel) {
+					t.Errorf("%s at %s, want %s", c, paths[c], filepath.Join(root, tt.rel))
+				}
+			}
+			if l.unified != "" && paths[""] != filepath.Join(l.unified, tt.rel) {
+				t.Errorf("v2 at %s", paths[""])
+			}
+			for _, p := range paths {
+				if strings.Contains(p, "process_api") {
+					t.Errorf("path %s is under the caller's cgroup", p)
+				}
+				if _, err := os.Stat(p); err != nil {
+					t.Errorf("not created: %v", err)
+				}
+			}
+			// A later process (the runtime's delete) destroys from the saved
+			// paths; the leak check then sees every parent gone too.
+			back, err := Load(paths)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := back.Destroy(); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Destroy(); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range paths {
+				if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s left: %v", p, err)
+				}
+			}
+		})
+	}
+}
+
+func TestRootBadInputLeavesNothing(t *testing.T) {
+	testutil.RequireRoot(t)
+	if _, err := New(Config{Name: "x", Path: "system.slice:berth:x"}); !errors.Is(err, errdefs.ErrNotImplemented) {
+		t.Fatalf("systemd path: got %v", err)
+	}
+	m := newRoot(t, Config{})
+	if err := m.Apply(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Paths()["cpu"]; ok {
+		// The kernel refuses a CFS period below 1ms.
+		err := m.Set(&specs.LinuxResources{CPU: &specs.LinuxCPU{Period: u64(10)}})
+		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "cpu.cfs_period_us") || !strings.Contains(err.Error(), `"10"`) {
+			t.Fatalf("got %v, want invalid argument naming cpu.cfs_period_us and 10", err)
+		}
+	}
+	if _, ok := m.Paths()["memory"]; ok {
+		err := m.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64(64 << 20), Swap: i64(32 << 20)}})
+		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "memsw") {
+			t.Fatalf("got %v, want invalid argument naming memsw", err)
+		}
+	}
+}
+
+func TestRootMemoryLimitOOMKills(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireMode(t, Legacy, Hybrid)
+	m := newRoot(t, Config{})
+	p := startGo(t, "alloc")
+	if err := m.Apply(p.pid()); err != nil {
+		t.Fatal(err)
+	}
+	limit := int64(48 << 20)
+	if err := m.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit, Swap: &limit}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readTree(t, filepath.Join(m.Paths()["memory"], "memory.limit_in_bytes")); got != "50331648" {
+		t.Fatalf("memory.limit_in_bytes = %s", got)
+	}
+	p.release(t)
+	st := p.wait(t, 30*time.Second)
+	if !signaled(st, unix.SIGKILL) {
+		t.Fatalf("helper allocating 512MB under a 48MB limit ended with %v, output %q", st, output(p))
+	}
+	s, err := m.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Memory.OOMKill == 0 || s.Memory.Limit != uint64(limit) {
+		t.Fatalf("memory stats after an OOM kill: %+v", s.Memory)
+	}
+}
+
+func TestRootMemoryUpdateGrowsAndShrinks(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireMode(t, Legacy, Hybrid)
+	m := newRoot(t, Config{})
+	if err := m.Apply(0); err != nil {
+		t.Fatal(err)
+	}
+	dir := m.Paths()["memory"]
+	for _, step := range []struct{ limit, swap int64 }{
+		{64 << 20, 128 << 20},
+		{256 << 20, 512 << 20}, // both above the old memsw: memsw must go first
+		{32 << 20, 32 << 20},   // both below the old limit: limit must go first
+	} {
+		if err := m.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &step.limit, Swap: &step.swap}}); err != nil {
+			t.Fatalf("limit %d swap %d: %v", step.limit, step.swap, err)
+		}
+		if got, want := readTree(t, filepath.Join(dir, "memory.limit_in_bytes")), limitString(step.limit); got != want {
+			t.Errorf("limit %s, want %s", got, want)
+		}
+		if got, want := readTree(t, filepath.Join(dir, "memory.memsw.limit_in_bytes")), limitString(step.swap); got != want {
+			t.Errorf("memsw %s, want %s", got, want)
+		}
+	}
+}
+
+func TestRootPidsLimitRefusesFork(t *testing.T) {
+	testutil.RequireRoot(t)
+	m := newRoot(t, Config{})
+	if _, ok := m.Paths()["pids"]; !ok {
+		t.Skip("no v1 pids hierarchy on this host")
+	}
+	p := startSh(t, `read x; "$BB" true; echo "rc=$?"`)
+	if err := m.Apply(p.pid()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Set(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	p.release(t)
+	p.wait(t, 10*time.Second)
+	out := output(p)
+	if strings.Contains(out, "rc=0") || !strings.Contains(out, "fork") {
+		t.Fatalf("fork under pids.max=1: output %q, want a refused fork", out)
+	}
+	s, err := m.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Pids.Limit != 1 {
+		t.Fatalf("pids stats %+v", s.Pids)
+	}
+}
+
+// checkFrozen asserts that a busy process gets no CPU time while frozen
+// and gets it again after the thaw.
+func checkFrozen(t *testing.T, freeze func(bool) error, pid int) {
+	t.Helper()
+	if err := freeze(true); err != nil {
+		t.Fatal(err)
+	}
+	before := cpuTicks(t, pid)
+	time.Sleep(200 * time.Millisecond)
+	if after := cpuTicks(t, pid); after != before {
+		t.Fatalf("frozen process used %d ticks", after-before)
+	}
+	if err := freeze(false); err != nil {
+		t.Fatal(err)
+	}
+	before = cpuTicks(t, pid)
+	deadline := time.Now().Add(2 * time.Second)
+	for cpuTicks(t, pid) == before {
+		if time.Now().After(deadline) {
+			t.Fatal("thawed process got no CPU time in 2s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRootFreezeAndThaw(t *testing.T) {
+	testutil.RequireRoot(t)
+	m := newRoot(t, Config{})
+	p := startSh(t, `read x; while :; do :; done`)
+	if err := m.Apply(p.pid()); err != nil {
+		t.Fatal(err)
+	}
+	p.release(t)
+	checkFrozen(t, m.Freeze, p.pid())
+	if dir, ok := m.Paths()["freezer"]; ok {
+		if got := readTree(t, filepath.Join(dir, "freezer.state")); got != "THAWED" {
+			t.Fatalf("freezer.state %s after thaw", got)
+		}
+	}
+}
+
+func TestRootKillReachesEveryProcess(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, sig := range []unix.Signal{unix.SIGKILL, unix.SIGTERM} {
+		t.Run(unix.SignalName(sig), func(t *testing.T) {
+			m := newRoot(t, Config{})
+			p := startSh(t, `read x; "$BB" sleep 100 & "$BB" sleep 100 & "$BB" sleep 100 & wait`)
+			if err := m.Apply(p.pid()); err != nil {
+				t.Fatal(err)
+			}
+			p.release(t)
+			var pids []int
+			for deadline := time.Now().Add(5 * time.Second); len(pids) < 4; {
+				if time.Now().After(deadline) {
+					t.Fatalf("cgroup holds %v, want the shell and 3 sleeps", pids)
+				}
+				time.Sleep(10 * time.Millisecond)
+				var err error
+				if pids, err = m.Pids(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := m.Kill(sig); err != nil {
+				t.Fatal(err)
+			}
+			if st := p.wait(t, 5*time.Second); !signaled(st, sig) {
+				t.Fatalf("shell ended with %v", st)
+			}
+			// The sleeps were the shell's children; with it gone they are
+			// init's, so wait for the cgroup to empty rather than reaping.
+			for deadline := time.Now().Add(5 * time.Second); ; {
+				left, err := m.Pids()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(left) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("still in the cgroup after kill: %v", left)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}
+
+func TestRootStats(t *testing.T) {
+	testutil.RequireRoot(t)
+	m := newRoot(t, Config{})
+	p := startSh(t, `read x; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; read y`)
+	if err := m.Apply(p.pid()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Set(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(50)}}); err != nil {
+		t.Fatal(err)
+	}
+	p.release(t)
+	var s *Stats
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		var err error
+		if s, err = m.Stats(); err != nil {
+			t.Fatal(err)
+		}
+		if s.CPU.Usage > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	paths := m.Paths()
+	if _, ok := paths["cpuacct"]; ok && (s.CPU.Usage == 0 || len(s.CPU.PerCPU) != runtime.NumCPU()) {
+		t.Errorf("cpu stats %+v", s.CPU)
+	}
+	if _, ok := paths["memory"]; ok && s.Memory.Limit == 0 {
+		t.Errorf("memory stats %+v", s.Memory)
+	}
+	if _, ok := paths["pids"]; ok && (s.Pids.Current != 1 || s.Pids.Limit != 50) {
+		t.Errorf("pids stats %+v", s.Pids)
+	}
+}
+
+// unifiedManager is a v2 manager on the host's cgroup2 hierarchy whatever
+// the layout: on a hybrid host that hierarchy has no controllers to speak
+// of, but cgroup.procs, cgroup.freeze, cgroup.kill and device filters need
+// none.
+func unifiedManager(t *testing.T) *v2 {
+	t.Helper()
+	l, err := hostLayout()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.unified == "" {
+		t.Skip("no cgroup2 hierarchy on this host")
+	}
+	m := newV2(l.unified, Parent+"/"+testID(t), nil)
+	t.Cleanup(func() {
+		if err := m.Destroy(); err != nil {
+			t.Errorf("destroy: %v", err)
+		}
+	})
+	return m
+}
+
+func TestRootUnifiedProcsFreezeKill(t *testing.T) {
+	testutil.RequireRoot(t)
+	m := unifiedManager(t)
+	p := startSh(t, `read x; while :; do :; done`)
+	if err := m.Apply(p.pid()); err != nil {
+		t.Fatal(err)
+	}
+	if pids, err := m.Pids(); err != nil || !slices.Equal(pids, []int{p.pid()}) {
+		t.Fatalf("cgroup.procs: %v, %v; want [%d]", pids, err, p.pid())
+	}
+	p.release(t)
+	checkFrozen(t, m.Freeze, p.pid())
+	if err := m.Kill(unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.wait(t, 5*time.Second); !signaled(st, unix.SIGKILL) {
+		t.Fatalf("process ended with %v", st)
+	}
+}
+
+func TestRootUnifiedDeviceFilter(t *testing.T) {
+	testutil.RequireRoot(t)
+	m := unifiedManager(t)
+	p := startGo(t, "open")
+	if err := m.Apply(p.pid()); err != nil {
+		t.Fatal(err)
+	}
+	rules := []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		{Allow: true, Type: "c", Major: i64(1), Minor: i64(5), Access: "rwm"}, // /dev/zero
+	}
+	if err := m.Set(&specs.LinuxResources{Devices: rules}); err != nil {
+		t.Fatal(err)
+	}
+	p.release(t)
+	p.wait(t, 10*time.Second)
+	out := output(p)
+	if !strings.Contains(out, "/dev/zero=ok") || !strings.Contains(out, "/dev/null=open /dev/null: operation not permitted") {
+		t.Fatalf("with only /dev/zero allowed: %q", out)
+	}
+}
