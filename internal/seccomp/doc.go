@@ -14,6 +14,9 @@
 //	func (f *Filter) DroppedArches() []specs.Arch // listed but killed: no table
 //	func (f *Filter) Len() int          // BPF instructions
 //
+//	func SendListener(ctx context.Context, path string, fd int, st specs.ContainerProcessState) error
+//	                                    // the fd to the agent at listenerPath
+//
 // and, to build the seccomp section of a spec, Docker's default profile:
 //
 //	func DefaultProfile() *Profile
