@@ -334,7 +334,11 @@ func TestJoinAllByPath(t *testing.T) {
 func TestJoinWithoutForkKeepsThePid(t *testing.T) {
 	testutil.RequireRoot(t)
 	h := startHolder(t, false)
+	before := openFDs(t)
 	o, pid := enter(t, Config{Namespaces: h.paths(specs.UTSNamespace, specs.NetworkNamespace)})
+	if after := openFDs(t); after != before {
+		t.Errorf("%d fds open before, %d after: the session leaked one", before, after)
+	}
 	want := nsOf(t, h.pid)
 	if o.NS["uts"] != want["uts"] || o.NS["net"] != want["net"] {
 		t.Errorf("child in uts %s net %s, want %s %s", o.NS["uts"], o.NS["net"], want["uts"], want["net"])
@@ -594,5 +598,38 @@ func BenchmarkJoin(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	e, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(e)
+}
+
+func TestCloseAfterFailedStart(t *testing.T) {
+	before := openFDs(t)
+	cmd := exec.Command("/nonexistent/berth-runtime")
+	s, err := Prepare(cmd, Config{Namespaces: []specs.LinuxNamespace{{Type: specs.UTSNamespace, Path: "/proc/self/ns/uts"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err == nil {
+		t.Fatal("started a missing binary")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if after := openFDs(t); after != before {
+		t.Fatalf("%d fds open before, %d after Close", before, after)
+	}
+	if _, err := s.Wait(context.Background()); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("Wait after a failed start: %v", err)
 	}
 }
