@@ -407,3 +407,18 @@ func TestLogin(t *testing.T) {
 		})
 	}
 }
+
+func TestTags(t *testing.T) {
+	reg := registry.Start(t, registry.Options{Auth: registry.Token})
+	layout := testutil.Images(t).OCILayout
+	reg.Seed(t, layout, "test/busybox:a")
+	reg.Seed(t, layout, "test/busybox:b")
+	tags, err := fastClient().Tags(context.Background(), mustRef(t, reg.Ref("test/busybox")), &distribution.AuthConfig{Username: reg.User, Password: reg.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(tags)
+	if !slices.Equal(tags, []string{"a", "b"}) {
+		t.Fatalf("tags %v, want [a b]", tags)
+	}
+}
