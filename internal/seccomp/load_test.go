@@ -50,6 +50,7 @@ var children = map[string]func() error{
 	"thread": childKillThread,
 	"trap":   childTrap,
 	"flags":  childFlags,
+	"x32":    childX32,
 }
 
 // load compiles s and loads it with no_new_privs set, as a container's
@@ -159,6 +160,37 @@ func childFlags() error {
 	}
 	if unix.Getpgrp() == 0 {
 		return errors.New("getpgrp under LOG returned 0")
+	}
+	return nil
+}
+
+// childX32 makes calls with the x32 bit set through the x86_64 syscall
+// instruction: the filter sees them whether or not this kernel was built
+// with x32, since seccomp runs before the call is dispatched.
+func childX32() error {
+	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
+		return err
+	}
+	listX32 := os.Getenv("LIST_X32") != ""
+	s := &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"getppid"}, Action: specs.ActErrno, ErrnoRet: uintp(uint(unix.EXDEV))}},
+	}
+	if listX32 {
+		s.Architectures = []specs.Arch{specs.ArchX32}
+	}
+	if _, err := load(s); err != nil {
+		return err
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_GETPPID, 0, 0, 0); e != unix.EXDEV {
+		return fmt.Errorf("x86_64 getppid: %v, want EXDEV", e)
+	}
+	_, _, e := unix.RawSyscall(x32SyscallBit|unix.SYS_GETPPID, 0, 0, 0)
+	if !listX32 {
+		return fmt.Errorf("x32 getppid returned (%v) though x32 is not listed", e)
+	}
+	if e != unix.EXDEV {
+		return fmt.Errorf("x32 getppid: %v, want EXDEV", e)
 	}
 	return nil
 }
@@ -306,6 +338,23 @@ func TestLoadAllFlags(t *testing.T) {
 	if st, out := runChild(t, "flags"); !st.Success() {
 		t.Fatalf("child: %v: %s", st, out)
 	}
+}
+
+func TestLoadX32Bit(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireNativeX86_64(t)
+	t.Run("listed", func(t *testing.T) {
+		if st, out := runChild(t, "x32", "LIST_X32=1"); !st.Success() {
+			t.Fatalf("child: %v: %s", st, out)
+		}
+	})
+	t.Run("not listed", func(t *testing.T) {
+		st, out := runChild(t, "x32")
+		ws := st.Sys().(syscall.WaitStatus)
+		if !ws.Signaled() || ws.Signal() != unix.SIGSYS {
+			t.Fatalf("child ended with %v, want killed by SIGSYS: %s", st, out)
+		}
+	})
 }
 
 func TestLoadNotify(t *testing.T) {
