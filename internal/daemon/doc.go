@@ -1,0 +1,20 @@
+// Package daemon holds the Engine: the one object that owns berth's stores
+// (content, images, snapshots, and later containers) and offers everything
+// berth can do as methods with XOptions/XResult structs. The Docker API
+// will put these methods behind HTTP; until then the berth CLI builds an
+// Engine in its own process on --root and calls them directly.
+//
+// The Engine only composes and orchestrates: parsing formats, tar files,
+// references and garbage collection live in the packages that own those
+// nouns (image, tarball, content, unpack, snapshot). It never imports
+// net/http.
+//
+// On disk it owns <root> itself and hands out:
+//
+//	<root>/content/         content.Store
+//	<root>/image/images.db  image.Store
+//	<root>/snapshots/       the snapshotter (drivers.Open)
+//
+// Only one Engine may use a root at a time: the image database's file
+// lock makes a second one wait (and fail after 30 s).
+package daemon

@@ -1,0 +1,101 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/berth-dev/berth/internal/cleanup"
+	"github.com/berth-dev/berth/internal/content"
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/snapshot"
+	"github.com/berth-dev/berth/internal/snapshot/drivers"
+)
+
+// Config says where the Engine keeps its state and how.
+type Config struct {
+	// Root is the state directory (/var/lib/berth).
+	Root string
+	// StorageDriver is "overlay", "vfs" (the copy driver), or "" to choose.
+	StorageDriver string
+}
+
+// ContainerRef names a container that uses an image.
+type ContainerRef struct {
+	ID      string
+	Running bool
+}
+
+// Engine owns berth's stores. It is safe for concurrent use.
+//
+// Fields are set once by New and read-only afterwards, so methods in other
+// files of the package (pull, push, containers) may use them directly.
+type Engine struct {
+	root    string
+	content *content.Store
+	images  *image.Store
+	snaps   snapshot.Snapshotter
+	driver  string // the snapshotter's name: overlay or copy
+
+	// imageUsers lists the containers that use image id; rmi and prune
+	// refuse (or need force) while there are any. Until containers exist
+	// it says none; the container code sets it.
+	imageUsers func(ctx context.Context, id digest.Digest) ([]ContainerRef, error)
+}
+
+// New opens (creating if needed) the stores under cfg.Root.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Root == "" {
+		return nil, errors.New("new engine: no root directory")
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("new engine: %w", err)
+	}
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return nil, fmt.Errorf("new engine: %w", err)
+	}
+	var undo cleanup.Stack
+	defer undo.Unwind()
+	e := &Engine{root: root}
+	// The image database first: its lock serialises Engines on one root,
+	// so the content store's crash cleanup never races another Engine.
+	if e.images, err = image.OpenStore(ctx, filepath.Join(root, "image", "images.db")); err != nil {
+		return nil, fmt.Errorf("new engine: %w", err)
+	}
+	undo.Push(func() { e.images.Close() })
+	if e.content, err = content.Open(ctx, filepath.Join(root, "content")); err != nil {
+		return nil, fmt.Errorf("new engine: %w", err)
+	}
+	undo.Push(func() { e.content.Close() })
+	if e.snaps, e.driver, err = drivers.Open(ctx, drivers.Options{Root: root, Driver: cfg.StorageDriver}); err != nil {
+		return nil, fmt.Errorf("new engine: %w", err)
+	}
+	e.imageUsers = func(context.Context, digest.Digest) ([]ContainerRef, error) { return nil, nil }
+	undo.Disarm()
+	return e, nil
+}
+
+// Close releases the stores.
+func (e *Engine) Close() error {
+	return errors.Join(e.snaps.Close(), e.content.Close(), e.images.Close())
+}
+
+// Root is the state directory.
+func (e *Engine) Root() string { return e.root }
+
+// StorageDriver is the name of the snapshotter in use (overlay or copy).
+func (e *Engine) StorageDriver() string { return e.driver }
+
+// Content is the blob store.
+func (e *Engine) Content() *content.Store { return e.content }
+
+// Images is the image metadata store.
+func (e *Engine) Images() *image.Store { return e.images }
+
+// Snapshotter is the layer store.
+func (e *Engine) Snapshotter() snapshot.Snapshotter { return e.snaps }

@@ -1,0 +1,260 @@
+package daemon
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/log"
+	"github.com/berth-dev/berth/internal/tarball"
+)
+
+// ImageLoadOptions says what to load.
+type ImageLoadOptions struct {
+	// Input is a docker-archive or OCI layout tar, gzipped or not.
+	Input io.Reader
+	// Platform picks from multi-platform OCI indexes ("" is linux/<arch>).
+	Platform string
+}
+
+// LoadedImage is one image a load added.
+type LoadedImage struct {
+	ID       digest.Digest
+	RepoTags []string // familiar names
+}
+
+// ImageLoadResult lists the images loaded.
+type ImageLoadResult struct {
+	Images []LoadedImage
+}
+
+// ImageLoad reads an archive into the stores and unpacks every layer into
+// its snapshot, so the images are ready to run. On error nothing of the
+// archive stays: no image, no blob, no snapshot.
+func (e *Engine) ImageLoad(ctx context.Context, opts ImageLoadOptions) (res ImageLoadResult, err error) {
+	p, err := image.ParsePlatform(opts.Platform)
+	if err != nil {
+		return res, err
+	}
+	release := e.images.Hold()
+	held := true
+	defer func() {
+		if held {
+			release()
+		}
+		if err != nil {
+			// Collect takes back the blobs and snapshots of a half-done
+			// load; it must run without our hold.
+			if _, cerr := e.collect(context.WithoutCancel(ctx)); cerr != nil {
+				log.From(ctx).Warn("load: clean up after failure; blobs or snapshots may stay until the next prune", log.KeyErr, cerr)
+			}
+		}
+	}()
+	loaded, err := tarball.Load(ctx, e.content, opts.Input, tarball.LoadOptions{Platform: p})
+	if err != nil {
+		return res, err
+	}
+	for _, im := range loaded.Images {
+		rec, err := e.unpack(ctx, im.Record)
+		if err != nil {
+			return res, fmt.Errorf("load: %w", err)
+		}
+		rec, err = e.images.Put(ctx, rec)
+		if err != nil {
+			return res, fmt.Errorf("load: %w", err)
+		}
+		res.Images = append(res.Images, LoadedImage{ID: rec.ID, RepoTags: familiar(im.Record.RepoTags)})
+	}
+	release()
+	held = false
+	return res, nil
+}
+
+// ImageSaveOptions says what to save and where.
+type ImageSaveOptions struct {
+	// Refs are names (name:tag; a bare name saves every tag of that
+	// repository) or IDs (saved untagged).
+	Refs   []string
+	Output io.Writer
+}
+
+// ImageSave writes the images as one docker-archive.
+func (e *Engine) ImageSave(ctx context.Context, opts ImageSaveOptions) error {
+	if len(opts.Refs) == 0 {
+		return fmt.Errorf("save: no image named: %w", errdefs.ErrInvalidArgument)
+	}
+	var imgs []tarball.SaveImage
+	index := map[digest.Digest]int{}
+	add := func(r image.Record, tag string) {
+		i, ok := index[r.ID]
+		if !ok {
+			i = len(imgs)
+			index[r.ID] = i
+			imgs = append(imgs, tarball.SaveImage{Record: r})
+		}
+		if tag != "" && !slices.Contains(imgs[i].RepoTags, tag) {
+			imgs[i].RepoTags = append(imgs[i].RepoTags, tag)
+		}
+	}
+	for _, ref := range opts.Refs {
+		if n, err := reference.ParseNormalizedNamed(ref); err == nil && reference.IsNameOnly(n) {
+			recs, err := e.images.List(ctx)
+			if err != nil {
+				return err
+			}
+			found := false
+			for _, r := range recs {
+				for _, t := range r.RepoTags {
+					if tn, err := reference.ParseNormalizedNamed(t); err == nil && tn.Name() == n.Name() {
+						add(r, image.Familiar(t))
+						found = true
+					}
+				}
+			}
+			if found {
+				continue
+			}
+		}
+		r, err := e.images.Lookup(ctx, ref)
+		if err != nil {
+			return err
+		}
+		tag := ""
+		if n, err := image.ParseReference(ref); err == nil && slices.Contains(r.RepoTags, n.String()) {
+			tag = image.Familiar(n.String())
+		}
+		add(r, tag)
+	}
+	return tarball.Save(ctx, e.content, opts.Output, imgs)
+}
+
+// ImageImportOptions describe `docker import`.
+type ImageImportOptions struct {
+	// Source is a root filesystem as a tar, gzipped or not.
+	Source io.Reader
+	// Reference, if set, tags the new image (name[:tag]).
+	Reference string
+	// Changes are Dockerfile instructions applied to the config
+	// (CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, VOLUME, STOPSIGNAL).
+	Changes []string
+	// Message is recorded as the history comment.
+	Message string
+	// Platform is the os/arch to record ("" is linux/<arch>).
+	Platform string
+}
+
+// ImageImportResult names the new image.
+type ImageImportResult struct {
+	ID digest.Digest
+}
+
+// ImageImport makes a one-layer image from a root filesystem tarball.
+func (e *Engine) ImageImport(ctx context.Context, opts ImageImportOptions) (res ImageImportResult, err error) {
+	p, err := image.ParsePlatform(opts.Platform)
+	if err != nil {
+		return res, err
+	}
+	var tag reference.NamedTagged
+	if opts.Reference != "" {
+		if tag, err = image.ParseTag(opts.Reference); err != nil {
+			return res, err
+		}
+	}
+	cfg := ocispec.Image{
+		Platform: p,
+		RootFS:   ocispec.RootFS{Type: "layers"},
+	}
+	if err := image.ApplyChanges(&cfg.Config, opts.Changes); err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	release := e.images.Hold()
+	held := true
+	defer func() {
+		if held {
+			release()
+		}
+		if err != nil {
+			if _, cerr := e.collect(context.WithoutCancel(ctx)); cerr != nil {
+				log.From(ctx).Warn("import: clean up after failure; blobs or snapshots may stay until the next prune", log.KeyErr, cerr)
+			}
+		}
+	}()
+	layer, diffID, err := e.storeLayer(ctx, opts.Source)
+	if err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	now := time.Now().UTC()
+	cfg.Created = &now
+	cfg.RootFS.DiffIDs = []digest.Digest{diffID}
+	comment := opts.Message
+	if comment == "" {
+		comment = "Imported from -"
+	}
+	cfg.History = []ocispec.History{{Created: &now, Comment: comment}}
+	rec, err := image.NewImage(ctx, e.content, cfg, nil, []ocispec.Descriptor{layer})
+	if err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	rec.Layers[0].Size = layer.Size
+	rec.Size = layer.Size
+	if tag != nil {
+		rec.RepoTags = []string{tag.String()}
+	}
+	if rec, err = e.unpack(ctx, rec); err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	if rec, err = e.images.Put(ctx, rec); err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	release()
+	held = false
+	return ImageImportResult{ID: rec.ID}, nil
+}
+
+// storeLayer stores a rootfs tar as an uncompressed layer blob (docker's
+// import does the same), so its digest is its diff ID.
+func (e *Engine) storeLayer(ctx context.Context, src io.Reader) (ocispec.Descriptor, digest.Digest, error) {
+	if src == nil {
+		return ocispec.Descriptor{}, "", fmt.Errorf("no source: %w", errdefs.ErrInvalidArgument)
+	}
+	br := bufio.NewReaderSize(src, 1<<20)
+	var r io.Reader = br
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return ocispec.Descriptor{}, "", fmt.Errorf("gzip: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	w, err := e.content.Begin(ctx, ocispec.Descriptor{MediaType: image.MediaTypeDockerLayer})
+	if err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	defer w.Abort()
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(w, h), r); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return ocispec.Descriptor{}, "", fmt.Errorf("read layer: truncated: %w", errdefs.ErrInvalidArgument)
+		}
+		return ocispec.Descriptor{}, "", fmt.Errorf("read layer: %w", err)
+	}
+	d, err := w.Commit(ctx)
+	if err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	return d, digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(h.Sum(nil))), nil
+}

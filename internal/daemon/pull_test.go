@@ -1,0 +1,177 @@
+package daemon_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-dev/berth/internal/daemon"
+	"github.com/berth-dev/berth/internal/distribution"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/testutil"
+	"github.com/berth-dev/berth/internal/testutil/registry"
+)
+
+// newRegistryEngine opens an Engine on a temp root, with fast retries so
+// the hostile cases stay short.
+func newRegistryEngine(t *testing.T) *daemon.Engine {
+	t.Helper()
+	e, err := daemon.New(context.Background(), daemon.Config{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	e.ConfigureRegistries(distribution.Config{Backoff: 10 * time.Millisecond, Retries: 2})
+	return e
+}
+
+func layoutManifest(t *testing.T) ocispec.Descriptor {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testutil.Images(t).OCILayout, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(b, &idx); err != nil {
+		t.Fatal(err)
+	}
+	return idx.Manifests[0]
+}
+
+// TestPullPushPull pulls the test image, pushes it under another name and
+// pulls that into a fresh engine: the image ID and repo digest survive the
+// round trip, and the second engine's record says where it came from.
+func TestPullPushPull(t *testing.T) {
+	testutil.RequireRoot(t)
+	reg := registry.Start(t, registry.Options{Auth: registry.Basic})
+	reg.Seed(t, testutil.Images(t).OCILayout, "test/busybox:latest")
+	auth := &distribution.AuthConfig{Username: reg.User, Password: reg.Password}
+	want := layoutManifest(t)
+	ctx := context.Background()
+
+	e := newRegistryEngine(t)
+	var statuses []distribution.Status
+	res, err := e.Pull(ctx, reg.Ref("test/busybox"), daemon.PullOptions{Auth: auth,
+		Progress: func(p distribution.Progress) { statuses = append(statuses, p.Status) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Digest != want.Digest {
+		t.Fatalf("repo digest %s, want %s", res.Digest, want.Digest)
+	}
+	if got, wantRD := res.Image.RepoDigests, reg.Ref("test/busybox@"+want.Digest.String()); len(got) != 1 || got[0] != wantRD {
+		t.Fatalf("repo digests %v, want [%s]", got, wantRD)
+	}
+	if len(res.Image.RepoTags) != 1 || res.Image.RepoTags[0] != reg.Ref("test/busybox:latest") {
+		t.Fatalf("repo tags %v", res.Image.RepoTags)
+	}
+	if len(res.Image.Layers) != 2 {
+		t.Fatalf("%d layers recorded, want 2", len(res.Image.Layers))
+	}
+	again, err := e.Pull(ctx, reg.Ref("test/busybox"), daemon.PullOptions{Auth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Status != "Image is up to date for "+reg.Ref("test/busybox:latest") {
+		t.Fatalf("second pull status %q", again.Status)
+	}
+
+	pushed, err := e.Push(ctx, reg.Ref("other/name:v2"), daemon.PushOptions{Auth: auth})
+	if !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("push of an absent tag: %v, want ErrNotFound", err)
+	}
+	if err := tagForTest(ctx, e, res.Image.ID.String(), reg.Ref("other/name:v2")); err != nil {
+		t.Fatal(err)
+	}
+	pushed, err = e.Push(ctx, reg.Ref("other/name:v2"), daemon.PushOptions{Auth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pushed.Digest != want.Digest || pushed.Tag != "v2" {
+		t.Fatalf("pushed %+v, want digest %s", pushed, want.Digest)
+	}
+
+	fresh := newRegistryEngine(t)
+	back, err := fresh.Pull(ctx, reg.Ref("other/name:v2"), daemon.PullOptions{Auth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Image.ID != res.Image.ID || back.Digest != pushed.Digest {
+		t.Fatalf("round trip: id %s digest %s; want %s %s", back.Image.ID, back.Digest, res.Image.ID, pushed.Digest)
+	}
+}
+
+// tagForTest tags through the image store (the Engine's tag verb is not
+// this package's to test).
+func tagForTest(ctx context.Context, e *daemon.Engine, id, ref string) error {
+	rec, err := e.Images().Lookup(ctx, id)
+	if err != nil {
+		return err
+	}
+	n, err := image.ParseTag(ref)
+	if err != nil {
+		return err
+	}
+	_, err = e.Images().Tag(ctx, rec.ID, n)
+	return err
+}
+
+// TestPullFailureRecordsNothing: a registry that fails every blob leaves no
+// image, and nothing the store would show.
+func TestPullFailureRecordsNothing(t *testing.T) {
+	testutil.RequireRoot(t)
+	reg := registry.Start(t, registry.Options{})
+	reg.Seed(t, testutil.Images(t).OCILayout, "test/busybox:latest")
+	for _, tc := range []struct {
+		name  string
+		fault registry.Fault
+	}{
+		{"500", registry.Fault{Method: "GET", Path: "/blobs/"}},
+		{"closed mid-blob", registry.Fault{Method: "GET", Path: "/blobs/", Action: registry.CloseMidBody}},
+		{"corrupt", registry.Fault{Method: "GET", Path: "/blobs/", Action: registry.Corrupt}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proxy := registry.NewProxy(t, reg)
+			proxy.Inject(tc.fault)
+			e := newRegistryEngine(t)
+			_, err := e.Pull(context.Background(), proxy.Host+"/test/busybox:latest", daemon.PullOptions{})
+			if err == nil {
+				t.Fatal("pull through a failing registry succeeded")
+			}
+			recs, err := e.Images().List(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != 0 {
+				t.Fatalf("%d images recorded after a failed pull", len(recs))
+			}
+			ents, _ := os.ReadDir(filepath.Join(e.Root(), "content", "ingest"))
+			if len(ents) != 0 {
+				t.Fatalf("ingest not empty after a failed pull: %d entries", len(ents))
+			}
+		})
+	}
+}
+
+func TestLoginEngine(t *testing.T) {
+	testutil.RequireRoot(t)
+	reg := registry.Start(t, registry.Options{Auth: registry.Token})
+	e := newRegistryEngine(t)
+	res, err := e.Login(context.Background(), daemon.LoginOptions{Registry: reg.Host,
+		Auth: distribution.AuthConfig{Username: reg.User, Password: reg.Password}})
+	if err != nil || res.Status != "Login Succeeded" {
+		t.Fatalf("login: %+v, %v", res, err)
+	}
+	_, err = e.Login(context.Background(), daemon.LoginOptions{Registry: reg.Host,
+		Auth: distribution.AuthConfig{Username: reg.User, Password: "nope"}})
+	if !errors.Is(err, errdefs.ErrUnauthorized) {
+		t.Fatalf("bad password: %v, want ErrUnauthorized", err)
+	}
+}
