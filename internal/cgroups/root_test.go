@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -398,5 +399,84 @@ func TestRootUnifiedDeviceFilter(t *testing.T) {
 	out := output(p)
 	if !strings.Contains(out, "/dev/zero=ok") || !strings.Contains(out, "/dev/null=open /dev/null: operation not permitted") {
 		t.Fatalf("with only /dev/zero allowed: %q", out)
+	}
+}
+
+func TestRootV1DeviceRules(t *testing.T) {
+	testutil.RequireRoot(t)
+	m := newRoot(t, Config{})
+	dir, ok := m.Paths()["devices"]
+	if !ok {
+		t.Skip("no v1 devices hierarchy on this host")
+	}
+	p := startGo(t, "open")
+	if err := m.Apply(p.pid()); err != nil {
+		t.Fatal(err)
+	}
+	rules := []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		{Allow: true, Type: "c", Major: i64(1), Minor: i64(5), Access: "rwm"}, // /dev/zero
+		{Allow: true, Type: "c", Major: i64(136), Access: "rw"},
+	}
+	if err := m.Set(&specs.LinuxResources{Devices: rules}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readTree(t, filepath.Join(dir, "devices.list")); got != "c 1:5 rwm\nc 136:* rw" {
+		t.Fatalf("devices.list %q", got)
+	}
+	p.release(t)
+	p.wait(t, 10*time.Second)
+	out := output(p)
+	if !strings.Contains(out, "/dev/zero=ok") || !strings.Contains(out, "/dev/null=open /dev/null: operation not permitted") {
+		t.Fatalf("with only /dev/zero allowed: %q", out)
+	}
+}
+
+func TestRootV1Realtime(t *testing.T) {
+	testutil.RequireRoot(t)
+	m := newRoot(t, Config{})
+	dir, ok := m.Paths()["cpu"]
+	if !ok {
+		t.Skip("no v1 cpu hierarchy on this host")
+	}
+	if err := m.Apply(0); err != nil {
+		t.Fatal(err)
+	}
+	if !exists(dir, "cpu.rt_runtime_us") {
+		t.Skip("kernel without realtime group scheduling")
+	}
+	if err := m.Set(&specs.LinuxResources{CPU: &specs.LinuxCPU{RealtimePeriod: u64(1000000), RealtimeRuntime: i64(5000)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readTree(t, filepath.Join(dir, "cpu.rt_runtime_us")); got != "5000" {
+		t.Fatalf("cpu.rt_runtime_us %s", got)
+	}
+}
+
+// BenchmarkCreateDestroy times what every container start and delete pays
+// here: New, Apply (no process), Set of a typical spec, Destroy.
+func BenchmarkCreateDestroy(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root: creates cgroups")
+	}
+	r := &specs.LinuxResources{
+		Memory: &specs.LinuxMemory{Limit: i64(256 << 20)},
+		Pids:   &specs.LinuxPids{Limit: i64(1024)},
+		CPU:    &specs.LinuxCPU{Shares: u64(512)},
+	}
+	for i := 0; b.Loop(); i++ {
+		m, err := New(Config{Name: "bench-cg-" + strconv.Itoa(i), Resources: r})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Apply(0); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Set(r); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Destroy(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -303,9 +303,6 @@ func (m *v1) setCPU(r *specs.LinuxResources) error {
 	if c.RealtimePeriod != nil && *c.RealtimePeriod != 0 {
 		steps = append(steps, [2]string{"cpu.rt_period_us", strconv.FormatUint(*c.RealtimePeriod, 10)})
 	}
-	if c.RealtimeRuntime != nil && *c.RealtimeRuntime != 0 {
-		steps = append(steps, [2]string{"cpu.rt_runtime_us", limitString(*c.RealtimeRuntime)})
-	}
 	if c.Idle != nil {
 		steps = append(steps, [2]string{"cpu.idle", strconv.FormatInt(*c.Idle, 10)})
 	}
@@ -314,7 +311,51 @@ func (m *v1) setCPU(r *specs.LinuxResources) error {
 			return err
 		}
 	}
+	if c.RealtimeRuntime != nil && *c.RealtimeRuntime != 0 {
+		return m.setRealtimeRuntime(dir, *c.RealtimeRuntime)
+	}
 	return nil
+}
+
+// setRealtimeRuntime writes cpu.rt_runtime_us. The kernel lets the
+// children of a cgroup share at most its own realtime budget
+// (Documentation/scheduler/sched-rt-group.rst), and a new cgroup has none,
+// so a container below berth's parent would always be refused. When it is,
+// raise the budget of the ancestors berth owns by what the container asks,
+// top down, and try again; cgroups berth does not own are left alone.
+func (m *v1) setRealtimeRuntime(dir string, runtime int64) error {
+	v := limitString(runtime)
+	err := writeFile(dir, "cpu.rt_runtime_us", v)
+	if err == nil || runtime < 0 || !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	period, perr := readUint(dir, "cpu.rt_period_us")
+	if perr != nil || period == 0 {
+		return err
+	}
+	own := filepath.Join(m.roots["cpu"], Parent)
+	var chain []string
+	for p := filepath.Dir(dir); within(own, p); p = filepath.Dir(p) {
+		chain = append([]string{p}, chain...)
+	}
+	if len(chain) == 0 {
+		return fmt.Errorf("%w (the parent cgroup has no realtime budget to share)", err)
+	}
+	for _, p := range chain {
+		cur, rerr := readUint(p, "cpu.rt_runtime_us")
+		if rerr != nil {
+			return rerr
+		}
+		pperiod, rerr := readUint(p, "cpu.rt_period_us")
+		if rerr != nil {
+			return rerr
+		}
+		add := uint64(runtime) * pperiod / period
+		if werr := writeFile(p, "cpu.rt_runtime_us", strconv.FormatUint(cur+add, 10)); werr != nil {
+			return fmt.Errorf("cpu realtime runtime %d: raise the budget of %s: %w", runtime, p, werr)
+		}
+	}
+	return writeFile(dir, "cpu.rt_runtime_us", v)
 }
 
 func (m *v1) setPids(r *specs.LinuxResources) error {
