@@ -21,6 +21,9 @@ import (
 // leak check that runs after every other cleanup of t (call it first).
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: skipped in -short mode (the unit tier)")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: runs real namespaces, mounts and cgroups (run as root, e.g. sudo make test-integration)")
 	}
@@ -33,17 +36,24 @@ func CheckLeaks(t testing.TB) {
 	t.Helper()
 	before := TakeSnapshot()
 	t.Cleanup(func() {
-		// Killed processes and lazily detached mounts take a moment to go.
-		var leaks []string
-		for range 50 {
-			leaks = TakeSnapshot().LeakedSince(before)
-			if len(leaks) == 0 {
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
+		if leaks := LeaksSince(before); len(leaks) > 0 {
+			t.Errorf("test leaked resources:\n  %s", strings.Join(leaks, "\n  "))
 		}
-		t.Errorf("test leaked resources:\n  %s", strings.Join(leaks, "\n  "))
 	})
+}
+
+// LeaksSince is LeakedSince of a fresh snapshot, retried for up to a second
+// because killed processes and lazily detached mounts take a moment to go.
+func LeaksSince(before Snapshot) []string {
+	var leaks []string
+	for range 50 {
+		leaks = TakeSnapshot().LeakedSince(before)
+		if len(leaks) == 0 {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return leaks
 }
 
 // Snapshot is the set of machine resources a test could leak.

@@ -17,7 +17,7 @@ func Main(m *testing.M) {
 	}
 	before := TakeSnapshot()
 	code := m.Run()
-	if leaks := TakeSnapshot().LeakedSince(before); len(leaks) > 0 {
+	if leaks := LeaksSince(before); len(leaks) > 0 {
 		fmt.Fprintf(os.Stderr, "package leaked resources:\n  %s\n", strings.Join(leaks, "\n  "))
 		if code == 0 {
 			code = 1
