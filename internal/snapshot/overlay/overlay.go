@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/internal/cleanup"
+	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/log"
 	"github.com/berth-dev/berth/internal/mount"
 	"github.com/berth-dev/berth/internal/snapshot"
@@ -100,6 +101,9 @@ func (s *Snapshotter) Mounts(ctx context.Context, key string) ([]mount.Mount, er
 	r, err := s.st.Get(key)
 	if err != nil {
 		return nil, fmt.Errorf("mounts of %s: %w", key, err)
+	}
+	if meta.KindOf(r.Kind) == snapshot.KindCommitted {
+		return nil, fmt.Errorf("mounts of %s: committed snapshots are not mounted, make a View of one: %w", key, errdefs.ErrInvalidArgument)
 	}
 	return s.mounts(r)
 }

@@ -396,6 +396,7 @@ func testErrors(t *testing.T, ctx context.Context, sn snapshot.Snapshotter, _ st
 		{"commit unknown", sn.Commit(ctx, "q", "nope"), errdefs.ErrNotFound},
 		{"stat unknown", func() error { _, err := sn.Stat(ctx, "nope"); return err }(), errdefs.ErrNotFound},
 		{"mounts unknown", func() error { _, err := sn.Mounts(ctx, "nope"); return err }(), errdefs.ErrNotFound},
+		{"mounts of committed", func() error { _, err := sn.Mounts(ctx, "a"); return err }(), errdefs.ErrInvalidArgument},
 		{"empty key", func() error { _, err := sn.Prepare(ctx, "", ""); return err }(), errdefs.ErrInvalidArgument},
 	}
 	for _, tt := range tests {
