@@ -73,7 +73,9 @@ func ociLayers(t *testing.T, layout string) []Layer {
 			t.Fatal(err)
 		}
 	}
-	blob := func(d digest.Digest) string { return filepath.Join(layout, "blobs", d.Algorithm().String(), d.Encoded()) }
+	blob := func(d digest.Digest) string {
+		return filepath.Join(layout, "blobs", d.Algorithm().String(), d.Encoded())
+	}
 	var idx ocispec.Index
 	readJSON(filepath.Join(layout, "index.json"), &idx)
 	var man ocispec.Manifest
