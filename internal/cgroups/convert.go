@@ -129,3 +129,20 @@ func maxString(v int64) string {
 	}
 	return strconv.FormatInt(v, 10)
 }
+
+// checkBeforeUpdate refuses a memory limit below the current usage when
+// the spec asks (memory.checkBeforeUpdate, runtime-spec 1.2): the kernel
+// would otherwise reclaim hard or OOM-kill to get under it.
+func checkBeforeUpdate(mem *specs.LinuxMemory, dir, usageFile string) error {
+	if mem.CheckBeforeUpdate == nil || !*mem.CheckBeforeUpdate || mem.Limit == nil || *mem.Limit <= 0 {
+		return nil
+	}
+	usage, err := readUint(dir, usageFile)
+	if err != nil {
+		return err
+	}
+	if uint64(*mem.Limit) < usage {
+		return fmt.Errorf("memory limit %d: below current usage %d: %w", *mem.Limit, usage, errdefs.ErrConflict)
+	}
+	return nil
+}

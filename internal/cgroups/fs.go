@@ -283,3 +283,34 @@ func pollUntil(timeout time.Duration, check func(attempt int) (bool, error)) (bo
 		delay = min(2*delay, 10*time.Millisecond)
 	}
 }
+
+// freezable is a manager that can freeze and list its processes.
+type freezable interface {
+	Freeze(frozen bool) error
+	frozen() (bool, error)
+	Pids() ([]int, error)
+}
+
+// signalFrozen freezes the cgroup so that no process can fork past the
+// signal, signals every process, and thaws. A container that was frozen
+// before stays frozen, except for SIGKILL: tasks in a v1-frozen cgroup act
+// on it only once thawed, and a killed container has nothing to pause.
+func signalFrozen(f freezable, sig unix.Signal) error {
+	was, err := f.frozen()
+	if err != nil {
+		return err
+	}
+	if err := f.Freeze(true); err != nil {
+		return err
+	}
+	pids, err := f.Pids()
+	if err == nil {
+		err = signalAll(pids, sig)
+	}
+	if !was || sig == unix.SIGKILL {
+		if terr := f.Freeze(false); err == nil {
+			err = terr
+		}
+	}
+	return err
+}

@@ -134,21 +134,27 @@ func (h *hybrid) Freeze(frozen bool) error {
 	return h.v2.Freeze(frozen)
 }
 
+// Kill uses the v2 cgroup's cgroup.kill for SIGKILL: every process of the
+// container is in it. A v1-frozen container must then be thawed, since a
+// task frozen by the v1 freezer acts on SIGKILL only once thawed.
 func (h *hybrid) Kill(sig unix.Signal) error {
 	if sig == unix.SIGKILL && exists(h.v2.dir, "cgroup.kill") {
-		return writeFile(h.v2.dir, "cgroup.kill", "1")
+		if err := writeFile(h.v2.dir, "cgroup.kill", "1"); err != nil {
+			return err
+		}
+		if frozen, err := h.frozen(); err != nil || !frozen {
+			return err
+		}
+		return h.Freeze(false)
 	}
-	if err := h.Freeze(true); err != nil {
-		return err
+	return signalFrozen(h, sig)
+}
+
+func (h *hybrid) frozen() (bool, error) {
+	if _, ok := h.v1.paths["freezer"]; ok {
+		return h.v1.frozen()
 	}
-	pids, err := h.Pids()
-	if err == nil {
-		err = signalAll(pids, sig)
-	}
-	if terr := h.Freeze(false); err == nil {
-		err = terr
-	}
-	return err
+	return h.v2.frozen()
 }
 
 func (h *hybrid) Pids() ([]int, error) { return h.v2.Pids() }

@@ -260,8 +260,17 @@ func TestRootFreezeAndThaw(t *testing.T) {
 
 func TestRootKillReachesEveryProcess(t *testing.T) {
 	testutil.RequireRoot(t)
-	for _, sig := range []unix.Signal{unix.SIGKILL, unix.SIGTERM} {
-		t.Run(unix.SignalName(sig), func(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		sig    unix.Signal
+		paused bool
+	}{
+		{"SIGKILL", unix.SIGKILL, false},
+		{"SIGTERM", unix.SIGTERM, false},
+		{"SIGKILL while paused", unix.SIGKILL, true},
+	} {
+		sig := tt.sig
+		t.Run(tt.name, func(t *testing.T) {
 			m := newRoot(t, Config{})
 			p := startSh(t, `read x; "$BB" sleep 100 & "$BB" sleep 100 & "$BB" sleep 100 & wait`)
 			if err := m.Apply(p.pid()); err != nil {
@@ -276,6 +285,11 @@ func TestRootKillReachesEveryProcess(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 				var err error
 				if pids, err = m.Pids(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.paused {
+				if err := m.Freeze(true); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -459,11 +473,7 @@ func BenchmarkCreateDestroy(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root: creates cgroups")
 	}
-	r := &specs.LinuxResources{
-		Memory: &specs.LinuxMemory{Limit: i64(256 << 20)},
-		Pids:   &specs.LinuxPids{Limit: i64(1024)},
-		CPU:    &specs.LinuxCPU{Shares: u64(512)},
-	}
+	r := benchRes()
 	for i := 0; b.Loop(); i++ {
 		m, err := New(Config{Name: "bench-cg-" + strconv.Itoa(i), Resources: r})
 		if err != nil {
@@ -478,5 +488,13 @@ func BenchmarkCreateDestroy(b *testing.B) {
 		if err := m.Destroy(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func benchRes() *specs.LinuxResources {
+	return &specs.LinuxResources{
+		Memory: &specs.LinuxMemory{Limit: i64(256 << 20)},
+		Pids:   &specs.LinuxPids{Limit: i64(1024)},
+		CPU:    &specs.LinuxCPU{Shares: u64(512)},
 	}
 }

@@ -312,6 +312,7 @@ func TestV2SetErrors(t *testing.T) {
 		{"swap below limit", specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64(100), Swap: i64(50)}}, errdefs.ErrInvalidArgument, "below"},
 		{"swap without limit", specs.LinuxResources{Memory: &specs.LinuxMemory{Swap: i64(50)}}, errdefs.ErrInvalidArgument, "needs a memory limit"},
 		{"swappiness", specs.LinuxResources{Memory: &specs.LinuxMemory{Swappiness: u64(1)}}, errdefs.ErrNotImplemented, "swappiness"},
+		{"limit below usage", specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64(100), CheckBeforeUpdate: boolp(true)}}, errdefs.ErrConflict, "below current usage 4096"},
 		{"realtime", specs.LinuxResources{CPU: &specs.LinuxCPU{RealtimeRuntime: i64(1)}}, errdefs.ErrNotImplemented, "realtime"},
 		{"leaf weight", specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{LeafWeight: u16(10)}}, errdefs.ErrNotImplemented, "leaf"},
 		{"net_cls", specs.LinuxResources{Network: &specs.LinuxNetwork{ClassID: u32(1)}}, errdefs.ErrNotImplemented, "net_cls"},
@@ -326,7 +327,7 @@ func TestV2SetErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l, root := fakeV2(t, "berth/c1")
 			outside := filepath.Join(root, "outside")
-			writeTree(t, root, map[string]string{"outside": "keep"})
+			writeTree(t, root, map[string]string{"outside": "keep", "berth/c1/memory.current": "4096"})
 			if err := os.Symlink(outside, filepath.Join(root, "berth/c1/memory.evil")); err != nil {
 				t.Fatal(err)
 			}

@@ -177,6 +177,9 @@ func (m *v1) setMemory(r *specs.LinuxResources) error {
 		return err
 	}
 	if set(mem.Limit) || set(mem.Swap) {
+		if err := checkBeforeUpdate(mem, dir, "memory.usage_in_bytes"); err != nil {
+			return err
+		}
 		if err := setMemoryLimits(dir, mem.Limit, mem.Swap); err != nil {
 			return err
 		}
@@ -613,17 +616,12 @@ func (m *v1) Kill(sig unix.Signal) error {
 		}
 		return nil
 	}
-	if err := m.Freeze(true); err != nil {
-		return err
-	}
-	pids, err := m.Pids()
-	if err == nil {
-		err = signalAll(pids, sig)
-	}
-	if terr := m.Freeze(false); err == nil {
-		err = terr
-	}
-	return err
+	return signalFrozen(m, sig)
+}
+
+func (m *v1) frozen() (bool, error) {
+	s, err := readFile(m.paths["freezer"], "freezer.state")
+	return s == "FROZEN", err
 }
 
 func (m *v1) Destroy() error {

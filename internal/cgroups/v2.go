@@ -240,13 +240,20 @@ func (m *v2) setMemory(r *specs.LinuxResources) error {
 	}
 	// mem.Kernel: deprecated by the spec and absent from v2; ignored.
 	// mem.UseHierarchy: v2 is always hierarchical.
+	if err := checkBeforeUpdate(mem, m.dir, "memory.current"); err != nil {
+		return err
+	}
 	var steps [][2]string
 	if mem.Swap != nil && *mem.Swap != 0 {
 		v, err := swapMax(mem.Limit, mem.Swap)
 		if err != nil {
 			return err
 		}
-		steps = append(steps, [2]string{"memory.swap.max", v})
+		// Without swap accounting there is no file, and "max" is what
+		// the host gives anyway.
+		if v != "max" || exists(m.dir, "memory.swap.max") {
+			steps = append(steps, [2]string{"memory.swap.max", v})
+		}
 	}
 	if mem.Limit != nil && *mem.Limit != 0 {
 		steps = append(steps, [2]string{"memory.max", maxString(*mem.Limit)})
@@ -426,17 +433,12 @@ func (m *v2) Kill(sig unix.Signal) error {
 	if sig == unix.SIGKILL && exists(m.dir, "cgroup.kill") {
 		return writeFile(m.dir, "cgroup.kill", "1")
 	}
-	if err := m.Freeze(true); err != nil {
-		return err
-	}
-	pids, err := m.Pids()
-	if err == nil {
-		err = signalAll(pids, sig)
-	}
-	if terr := m.Freeze(false); err == nil {
-		err = terr
-	}
-	return err
+	return signalFrozen(m, sig)
+}
+
+func (m *v2) frozen() (bool, error) {
+	s, err := readFile(m.dir, "cgroup.freeze")
+	return s == "1", err
 }
 
 func (m *v2) Pids() ([]int, error) { return readPids(m.dir) }
