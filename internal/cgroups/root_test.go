@@ -498,3 +498,91 @@ func benchRes() *specs.LinuxResources {
 		CPU:    &specs.LinuxCPU{Shares: u64(512)},
 	}
 }
+
+func TestRootV1BlockIO(t *testing.T) {
+	testutil.RequireRoot(t)
+	m := newRoot(t, Config{})
+	dir, ok := m.Paths()["blkio"]
+	if !ok {
+		t.Skip("no v1 blkio hierarchy on this host")
+	}
+	var dev unix.Stat_t
+	if err := unix.Stat("/dev/vda", &dev); err != nil {
+		t.Skip("no /dev/vda to throttle:", err)
+	}
+	maj, min := int64(unix.Major(dev.Rdev)), int64(unix.Minor(dev.Rdev))
+	if err := m.Apply(0); err != nil {
+		t.Fatal(err)
+	}
+	bd := specs.LinuxBlockIODevice{Major: maj, Minor: min}
+	r := &specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{
+		ThrottleReadBpsDevice:   []specs.LinuxThrottleDevice{{LinuxBlockIODevice: bd, Rate: 1 << 20}},
+		ThrottleWriteIOPSDevice: []specs.LinuxThrottleDevice{{LinuxBlockIODevice: bd, Rate: 100}},
+	}}
+	weightFile := ""
+	for _, f := range []string{"blkio.weight", "blkio.bfq.weight"} {
+		if exists(dir, f) {
+			weightFile = f
+			r.BlockIO.Weight = u16(200)
+			break
+		}
+	}
+	if err := m.Set(r); err != nil {
+		t.Fatal(err)
+	}
+	dev2 := strconv.FormatInt(maj, 10) + ":" + strconv.FormatInt(min, 10)
+	if got := readTree(t, filepath.Join(dir, "blkio.throttle.read_bps_device")); got != dev2+" 1048576" {
+		t.Errorf("read_bps_device %q", got)
+	}
+	if got := readTree(t, filepath.Join(dir, "blkio.throttle.write_iops_device")); got != dev2+" 100" {
+		t.Errorf("write_iops_device %q", got)
+	}
+	if weightFile != "" {
+		if got := readTree(t, filepath.Join(dir, weightFile)); !strings.Contains(got, "200") {
+			t.Errorf("%s %q", weightFile, got)
+		}
+	}
+}
+
+func TestRootHybridUnifiedKeys(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireMode(t, Hybrid, Unified)
+	m := newRoot(t, Config{})
+	if err := m.Apply(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Set(&specs.LinuxResources{Unified: map[string]string{"cgroup.max.descendants": "3"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readTree(t, filepath.Join(m.Paths()[""], "cgroup.max.descendants")); got != "3" {
+		t.Fatalf("cgroup.max.descendants %q", got)
+	}
+	for _, key := range []string{"../cgroup.max.descendants", "cgroup.procs", "nosuch.file"} {
+		err := m.Set(&specs.LinuxResources{Unified: map[string]string{key: "1"}})
+		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), key) {
+			t.Errorf("key %q: got %v", key, err)
+		}
+	}
+}
+
+// TestRootCpusetInherits checks that a container's cpuset gets CPUs and
+// memory nodes whether or not berth's parent existed before.
+func TestRootCpusetInherits(t *testing.T) {
+	testutil.RequireRoot(t)
+	first := newRoot(t, Config{})
+	if _, ok := first.Paths()["cpuset"]; !ok {
+		t.Skip("no v1 cpuset hierarchy on this host")
+	}
+	second := newRoot(t, Config{})
+	for _, m := range []Manager{first, second} {
+		if err := m.Apply(0); err != nil {
+			t.Fatal(err)
+		}
+		dir := m.Paths()["cpuset"]
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			if got, want := readTree(t, filepath.Join(dir, f)), readTree(t, filepath.Join(filepath.Dir(filepath.Dir(dir)), f)); got != want {
+				t.Errorf("%s/%s = %q, want the root's %q", dir, f, got, want)
+			}
+		}
+	}
+}

@@ -94,9 +94,17 @@ func (m *v1) Apply(pid int) error {
 
 // initCpuset fills each new cpuset directory from its parent: on v1 a new
 // cpuset starts with no CPUs and no memory nodes, and the kernel refuses to
-// attach a task to it (ENOSPC) until both are set.
+// attach a task to it (ENOSPC) until both are set. A parent berth creates
+// also gets cgroup.clone_children, which makes the kernel copy the values
+// into each new child itself, so the next container's Apply costs one read
+// here instead of two reads and two writes.
 func initCpuset(created []string) error {
-	for _, dir := range created {
+	for i, dir := range created {
+		if i == len(created)-1 {
+			if cpus, err := readFile(dir, "cpuset.cpus"); err != nil || cpus != "" {
+				return err
+			}
+		}
 		parent := filepath.Dir(dir)
 		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
 			v, err := readFile(parent, f)
@@ -104,6 +112,11 @@ func initCpuset(created []string) error {
 				return err
 			}
 			if err := writeFile(dir, f, v); err != nil {
+				return err
+			}
+		}
+		if i < len(created)-1 {
+			if err := writeFile(dir, "cgroup.clone_children", "1"); err != nil {
 				return err
 			}
 		}
