@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/internal/cleanup"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/log"
+	"github.com/berth-dev/berth/internal/runtime/nsenter"
 )
 
 // DefaultRoot is where the runtime keeps container state unless told.
@@ -61,9 +61,7 @@ type Container struct {
 	dir string
 	rec *record
 
-	cmd      *exec.Cmd // set when this process started the init
-	waitOnce sync.Once
-	waitErr  error
+	proc *Process // set when this process started the init
 }
 
 // IO is the stdio of a container process. Nil entries get /dev/null.
@@ -109,6 +107,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOptions) (_ 
 	if err != nil {
 		return nil, err
 	}
+	tr("create")
 	spec, err := LoadSpec(bundle)
 	if err != nil {
 		return nil, err
@@ -144,9 +143,11 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOptions) (_ 
 		ID: id, Bundle: bundle, Rootfs: rootfs, Status: StatusCreating, Created: time.Now().UTC(),
 		Annotations: spec.Annotations, Spec: spec,
 	}}
+	tr("loaded spec")
 	if err := c.rec.save(dir); err != nil {
 		return nil, err
 	}
+	tr("saved")
 	ctx = log.With(ctx, log.KeyContainer, id)
 	if err := c.startInit(ctx, opts, &undo); err != nil {
 		return nil, fmt.Errorf("create container %s: %w", id, err)
@@ -169,6 +170,7 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 	}
 	defer fifo.Close()
 
+	tr("fifo")
 	res := withDefaultDevices(spec.Linux.Resources)
 	mgr, err := cgroups.New(cgroups.Config{Path: spec.Linux.CgroupsPath, Name: c.rec.ID, Resources: res})
 	if err != nil {
@@ -196,20 +198,40 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 		attr.GidMappings = idMaps(spec.Linux.GIDMappings)
 		attr.GidMappingsEnableSetgroups = true
 	}
+	so := spawnOptions{attr: attr, io: opts.IO, extra: opts.ExtraFiles, fifo: fifo}
 	perThread, single := splitJoins(join)
 	if len(single) > 0 {
-		return fmt.Errorf("joining %s namespaces by path at create: %w", single[0].Type, errdefs.ErrNotImplemented)
+		// Mount, user, pid or time namespaces given by path need a
+		// single-threaded process: hand every namespace but a new cgroup
+		// one (see initMain) to nsenter, which orders joins and creations.
+		perThread = nil
+		newTimeNS = false
+		so.attr = &syscall.SysProcAttr{}
+		cfg := nsenter.Config{UIDMappings: spec.Linux.UIDMappings, GIDMappings: spec.Linux.GIDMappings, TimeOffsets: spec.Linux.TimeOffsets}
+		for _, ns := range spec.Linux.Namespaces {
+			if ns.Type != specs.CgroupNamespace || ns.Path != "" {
+				cfg.Namespaces = append(cfg.Namespaces, ns)
+			}
+		}
+		var sess *nsenter.Session
+		so.prepare = func(cmd *exec.Cmd) error {
+			var err error
+			sess, err = nsenter.Prepare(cmd, cfg)
+			return err
+		}
+		so.realPid = func() (int, error) { return sess.Wait(ctx) }
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("become child subreaper: %w", err)
+		}
 	}
-
-	p, err := c.spawn(ctx, spawnOptions{
-		attr: attr, io: opts.IO, extra: opts.ExtraFiles, fifo: fifo,
-	})
-	if err != nil {
-		return err
-	}
-	undo.Push(func() { p.kill() })
-
-	if err := mgr.Apply(p.pid); err != nil {
+	// The cgroups exist and hold their limits before the init runs. On
+	// cgroup v2 the init is cloned straight into its cgroup
+	// (CLONE_INTO_CGROUP); on v1 it moves itself by writing "0" to each
+	// hierarchy's tasks file. Both skip the global threadgroup rwsem that a
+	// write of a pid to cgroup.procs takes, whose RCU grace period costs
+	// milliseconds. A process in a new user namespace cannot write the
+	// host's cgroup files, so then the parent moves it the slow way.
+	if err := mgr.Apply(-1); err != nil {
 		return fmt.Errorf("cgroups: %w", err)
 	}
 	undo.Push(func() {
@@ -219,6 +241,35 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 	})
 	if err := mgr.Set(res); err != nil {
 		return fmt.Errorf("cgroups: %w", err)
+	}
+	paths := mgr.Paths()
+	selfMove := flags&unix.CLONE_NEWUSER == 0 && so.prepare == nil
+	var moveSelf []string
+	if selfMove {
+		for ctrl, dir := range paths {
+			if ctrl == "" {
+				fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					return fmt.Errorf("cgroups: open %s: %w", dir, err)
+				}
+				defer unix.Close(fd)
+				so.attr.UseCgroupFD, so.attr.CgroupFD = true, fd
+				continue
+			}
+			moveSelf = append(moveSelf, dir)
+		}
+	}
+	tr("cgroups ready")
+	p, err := c.spawn(ctx, so)
+	if err != nil {
+		return err
+	}
+	tr("spawned")
+	undo.Push(func() { p.kill() })
+	if !selfMove {
+		if err := mgr.Apply(p.pid); err != nil {
+			return fmt.Errorf("cgroups: %w", err)
+		}
 	}
 	c.rec.Cgroups = mgr.Paths()
 	c.rec.Pid = p.pid
@@ -230,7 +281,7 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 		ID: c.rec.ID, Spec: spec, Process: spec.Process, Rootfs: c.rec.Rootfs, Bundle: c.rec.Bundle,
 		NoPivot: opts.NoPivot, NoNewKeyring: opts.NoNewKeyring, NewCgroupNS: newCgroupNS, NewTimeNS: newTimeNS,
 		Cgroups: c.rec.Cgroups, FifoFD: p.fifoFD, FirstFD: 3 + len(opts.ExtraFiles), JoinNS: perThread,
-		Hooks: hasRuntimeHooks, State: &state,
+		Hooks: hasRuntimeHooks, State: &state, MoveSelf: moveSelf,
 	}
 	err = p.run(cfg, func(m message, fds []int) error {
 		switch m.Type {
@@ -255,7 +306,11 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 	if err != nil {
 		return err
 	}
-	c.cmd = p.cmd
+	tr("ready")
+	c.proc = &Process{pid: p.pid}
+	if p.pid == p.cmd.Process.Pid {
+		c.proc.cmd = p.cmd
+	}
 	c.rec.Status = StatusCreated
 	if err := c.rec.save(c.dir); err != nil {
 		return err
@@ -415,13 +470,16 @@ func (c *Container) Start(ctx context.Context) error {
 	if st := c.Status(); st != StatusCreated {
 		return wrongState(c, "start", st)
 	}
+	tr("start")
 	if err := c.releaseInit(); err != nil {
 		return fmt.Errorf("start container %s: %w", c.rec.ID, err)
 	}
 	c.rec.Status = StatusRunning
+	tr("released")
 	if err := c.rec.save(c.dir); err != nil {
 		return err
 	}
+	tr("started")
 	if h := c.rec.Spec.Hooks; h != nil && len(h.Poststart) > 0 {
 		st := c.ociState(specs.StateRunning)
 		if err := runHooks("poststart", h.Poststart, &st); err != nil {
@@ -465,14 +523,13 @@ func (c *Container) releaseInit() error {
 	select {
 	case r = <-done:
 	case <-exited:
-		// Unblock our own open so the goroutine ends.
+		// The init may have exited because it already ran: /bin/true
+		// can exec and exit before our open returns. Unblock our open in
+		// case it never met a writer; the byte tells the two apart.
 		if w, err := os.OpenFile(path, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
 			w.Close()
 		}
-		if r = <-done; r.f != nil {
-			r.f.Close()
-		}
-		return errors.New("init exited before start")
+		r = <-done
 	}
 	if r.err != nil {
 		return fmt.Errorf("open exec fifo: %w", r.err)
@@ -532,6 +589,7 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 			return fmt.Errorf("delete container %s: %w", c.rec.ID, err)
 		}
 	}
+	tr("delete")
 	if len(c.rec.Cgroups) > 0 {
 		mgr, err := c.cgroups()
 		if err == nil {
@@ -541,9 +599,11 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 			return fmt.Errorf("delete container %s: %w", c.rec.ID, err)
 		}
 	}
+	tr("cgroups destroyed")
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("delete container %s: %w", c.rec.ID, err)
 	}
+	tr("deleted")
 	if h := c.rec.Spec.Hooks; h != nil && len(h.Poststop) > 0 {
 		s := c.ociState(specs.StateStopped)
 		if err := runHooks("poststop", h.Poststop, &s); err != nil {
@@ -578,8 +638,8 @@ func (c *Container) killAndWait(ctx context.Context, paused bool) error {
 	if err := unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 		return err
 	}
-	if c.cmd != nil {
-		_, _ = c.Wait(ctx)
+	if c.proc != nil {
+		_, _ = c.proc.Wait(ctx)
 		return nil
 	}
 	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
@@ -601,19 +661,10 @@ func (c *Container) killAndWait(ctx context.Context, paused bool) error {
 // Wait waits for the init of a container this process created and returns
 // its exit status (128+n for a signal, as a shell reports it).
 func (c *Container) Wait(ctx context.Context) (int, error) {
-	if c.cmd == nil {
+	if c.proc == nil {
 		return -1, fmt.Errorf("wait container %s: not a child of this process: %w", c.rec.ID, errdefs.ErrInvalidArgument)
 	}
-	c.waitOnce.Do(func() { c.waitErr = c.cmd.Wait() })
-	ps := c.cmd.ProcessState
-	if ps == nil {
-		return -1, c.waitErr
-	}
-	ws := ps.Sys().(syscall.WaitStatus)
-	if ws.Signaled() {
-		return 128 + int(ws.Signal()), nil
-	}
-	return ws.ExitStatus(), nil
+	return c.proc.Wait(ctx)
 }
 
 // Pause freezes every process of the container.

@@ -57,6 +57,7 @@ func initMain(sock *os.File) error {
 		return fmt.Errorf("init: expected config, got %q", m.Type)
 	}
 	cfg := m.Config
+	tr("init got config")
 	if cfg.Exec {
 		return execInit(sock, cfg)
 	}
@@ -65,6 +66,12 @@ func initMain(sock *os.File) error {
 
 func containerInit(sock *os.File, cfg *initConfig) error {
 	s := cfg.Spec
+	for _, dir := range cfg.MoveSelf {
+		// "0" moves the calling thread, the one that will execve.
+		if err := os.WriteFile(filepath.Join(dir, "tasks"), []byte("0"), 0); err != nil {
+			return fmt.Errorf("enter cgroup %s: %w", dir, err)
+		}
+	}
 	if err := joinPerThread(cfg.JoinNS); err != nil {
 		return err
 	}
@@ -79,6 +86,7 @@ func containerInit(sock *os.File, cfg *initConfig) error {
 	if err := r.prepare(); err != nil {
 		return err
 	}
+	tr("init prepared rootfs")
 	if cfg.Hooks {
 		if err := send(sock, message{Type: msgHooks}); err != nil {
 			return err
@@ -102,6 +110,7 @@ func containerInit(sock *os.File, cfg *initConfig) error {
 	if err := r.pivot(); err != nil {
 		return err
 	}
+	tr("init pivoted")
 	p := cfg.Process
 	if p.Terminal {
 		if err := setupTerminal(sock, p); err != nil {
@@ -147,6 +156,7 @@ func containerInit(sock *os.File, cfg *initConfig) error {
 	if err != nil {
 		return err
 	}
+	tr("init ready")
 	if err := send(sock, message{Type: msgReady}); err != nil {
 		return err
 	}
@@ -170,6 +180,7 @@ func containerInit(sock *os.File, cfg *initConfig) error {
 			return err
 		}
 	}
+	tr("init exec")
 	return ps.exec(sock, cfg.FirstFD)
 }
 

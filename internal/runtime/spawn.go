@@ -62,7 +62,7 @@ func (c *Container) spawn(ctx context.Context, o spawnOptions) (*initProc, error
 	cmd := &exec.Cmd{
 		Path:        fdPath(exeFD),
 		Args:        []string{"berth-runtime", InitArg},
-		Env:         []string{envSyncFD + "=" + strconv.Itoa(syncFD)},
+		Env:         append([]string{envSyncFD + "=" + strconv.Itoa(syncFD)}, traceEnv()...),
 		ExtraFiles:  files,
 		SysProcAttr: o.attr,
 		Stdin:       o.io.Stdin,

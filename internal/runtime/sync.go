@@ -14,9 +14,11 @@ import (
 // needed and a dead peer shows as EOF:
 //
 //	parent                                init (re-exec'd, in new namespaces)
-//	  start init with clone flags ------>
-//	  cgroups Apply(pid), Set
+//	  cgroups created and Set
+//	  start init with clone flags
+//	  (v2: into its cgroup) ------------>
 //	  msgConfig {initConfig} ----------->
+//	                                      v1: write 0 to each tasks file
 //	                                      unshare cgroupns, mounts, /dev
 //	                       <------------ msgHooks    (only with createRuntime/prestart hooks)
 //	  prestart, createRuntime hooks
@@ -61,11 +63,12 @@ type initConfig struct {
 	NewCgroupNS  bool                   `json:"newCgroupns,omitempty"`
 	NewTimeNS    bool                   `json:"newTimens,omitempty"`
 	Cgroups      map[string]string      `json:"cgroups,omitempty"`
-	FifoFD       int                    `json:"fifoFd"`           // exec fifo, opened O_PATH by the parent
-	FirstFD      int                    `json:"firstFd"`          // fds below this (from 3) are preserved into the container
-	JoinNS       []specs.LinuxNamespace `json:"joinNs,omitempty"` // joined per-thread by the init (net, uts, ipc, cgroup)
-	Hooks        bool                   `json:"hooks,omitempty"`  // parent has createRuntime/prestart hooks
-	State        *specs.State           `json:"state,omitempty"`  // for createContainer/startContainer hooks
+	FifoFD       int                    `json:"fifoFd"`             // exec fifo, opened O_PATH by the parent
+	FirstFD      int                    `json:"firstFd"`            // fds below this (from 3) are preserved into the container
+	JoinNS       []specs.LinuxNamespace `json:"joinNs,omitempty"`   // joined per-thread by the init (net, uts, ipc, cgroup)
+	Hooks        bool                   `json:"hooks,omitempty"`    // parent has createRuntime/prestart hooks
+	State        *specs.State           `json:"state,omitempty"`    // for createContainer/startContainer hooks
+	MoveSelf     []string               `json:"moveSelf,omitempty"` // v1 cgroup dirs the init enters itself
 }
 
 func send(sock *os.File, m message, fds ...int) error {
