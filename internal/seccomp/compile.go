@@ -75,8 +75,13 @@ type compileOptions struct {
 
 // Compile turns a spec's seccomp section into a filter for the native ABI
 // and the compat ABIs the spec lists. Invalid input fails with
-// errdefs.ErrInvalidArgument naming the field; an ABI berth has no table
-// for fails with errdefs.ErrNotImplemented.
+// errdefs.ErrInvalidArgument naming the field; a native arch berth has no
+// syscall table for fails with errdefs.ErrNotImplemented.
+//
+// Several entries may name one syscall: they are tried in spec order and
+// the first whose conditions all hold decides. (runc, through libseccomp,
+// drops entries whose action equals defaultAction; here such an entry
+// still decides when it matches, so it can shadow a later one.)
 func Compile(s *specs.LinuxSeccomp) (*Filter, error) {
 	native, err := nativeArch()
 	if err != nil {
@@ -133,14 +138,13 @@ func compile(s *specs.LinuxSeccomp, o compileOptions) (*Filter, error) {
 		if err != nil {
 			return nil, fmt.Errorf("seccomp syscalls[%d] (%s): %w", i, strings.Join(sc.Names, ","), err)
 		}
-		if sc.Action == specs.ActNotify {
-			f.notify = true
-		}
 		for _, name := range sc.Names {
 			for j, a := range abis {
 				if nr, ok := a.table[name]; ok {
 					byABI[j][nr] = append(byABI[j][nr], r)
 					known[name] = true
+					// A listener only for a rule that made it in.
+					f.notify = f.notify || sc.Action == specs.ActNotify
 				}
 			}
 		}
