@@ -14,6 +14,7 @@ import (
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/snapshot"
 	"github.com/berth-dev/berth/internal/snapshot/drivers"
+	"github.com/berth-dev/berth/internal/unpack"
 )
 
 // Config says where the Engine keeps its state and how.
@@ -40,6 +41,8 @@ type Engine struct {
 	images  *image.Store
 	snaps   snapshot.Snapshotter
 	driver  string // the snapshotter's name: overlay or copy
+	// unpacker turns layers into chain-ID snapshots.
+	unpacker *unpack.Unpacker
 
 	// imageUsers lists the containers that use image id; rmi and prune
 	// refuse (or need force) while there are any. Until containers exist
@@ -73,6 +76,13 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	undo.Push(func() { e.content.Close() })
 	if e.snaps, e.driver, err = drivers.Open(ctx, drivers.Options{Root: root, Driver: cfg.StorageDriver}); err != nil {
+		return nil, fmt.Errorf("new engine: %w", err)
+	}
+	undo.Push(func() { e.snaps.Close() })
+	e.unpacker = unpack.New(e.snaps)
+	// Working snapshots of an unpack cut short by a crash: this Engine
+	// holds the root alone (the image database's lock), so none is live.
+	if err := e.unpacker.Prune(ctx); err != nil {
 		return nil, fmt.Errorf("new engine: %w", err)
 	}
 	e.imageUsers = func(context.Context, digest.Digest) ([]ContainerRef, error) { return nil, nil }

@@ -1,88 +1,99 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
+	"io"
+	"sync/atomic"
 
-	"github.com/berth-dev/berth/internal/archive"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/berth-dev/berth/internal/content"
-	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
-	"github.com/berth-dev/berth/internal/log"
-	"github.com/berth-dev/berth/internal/mount"
+	"github.com/berth-dev/berth/internal/unpack"
 )
 
 // unpack makes sure every layer of rec has its committed snapshot, named
-// by its chain ID, and returns rec with the layer sizes it learnt.
-//
-// Interim: this applies layers one after the other through the
-// snapshotter's own mounts (whiteouts as deletions, which both drivers
-// turn into their own form). internal/unpack, the layers engineer's
-// package, replaces it with parallel unpacking once it lands.
+// by its chain ID (internal/unpack does the work, in parallel on overlay),
+// and returns rec with the uncompressed layer sizes it learnt on the way:
+// docker's image Size is their sum.
 func (e *Engine) unpack(ctx context.Context, rec image.Record) (image.Record, error) {
-	parent := ""
-	var total int64
+	sizes := make([]atomic.Int64, len(rec.Layers))
+	layers := make([]unpack.Layer, len(rec.Layers))
 	for i, l := range rec.Layers {
-		name := l.ChainID.String()
-		if _, err := e.snaps.Stat(ctx, name); err == nil {
-			parent = name
-			total += l.Size
-			continue
+		layers[i] = unpack.Layer{
+			DiffID: l.DiffID,
+			Open: func(ctx context.Context) (io.ReadCloser, error) {
+				b, err := e.content.Open(ctx, l.Blob.Digest)
+				if err != nil {
+					return nil, err
+				}
+				if l.Size > 0 {
+					return blobReader{content.NewReader(b), b}, nil
+				}
+				return newCountingReader(content.NewReader(b), b, &sizes[i])
+			},
 		}
-		size, err := e.unpackLayer(ctx, rec, i, parent)
-		if err != nil {
-			return rec, fmt.Errorf("unpack layer %d of %s: %w", i, rec.ID, err)
+	}
+	if _, err := e.unpacker.Unpack(ctx, layers); err != nil {
+		return rec, fmt.Errorf("unpack %s: %w", rec.ID, err)
+	}
+	var total int64
+	for i := range rec.Layers {
+		if n := sizes[i].Load(); n > 0 {
+			rec.Layers[i].Size = n
 		}
-		rec.Layers[i].Size = size
-		total += size
-		parent = name
+		total += rec.Layers[i].Size
 	}
-	if total > 0 {
-		rec.Size = total
-	}
+	rec.Size = total
 	return rec, nil
 }
 
-func (e *Engine) unpackLayer(ctx context.Context, rec image.Record, i int, parent string) (size int64, err error) {
-	l := rec.Layers[i]
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	key := "unpack-" + hex.EncodeToString(rnd[:])
-	ms, err := e.snaps.Prepare(ctx, key, parent)
-	if err != nil {
-		return 0, err
-	}
-	committed := false
-	defer func() {
-		if committed {
-			return
-		}
-		if rerr := e.snaps.Remove(context.WithoutCancel(ctx), key); rerr != nil {
-			log.From(ctx).Warn("unpack: remove half-made snapshot; it stays until the next prune", log.KeySnapshot, key, log.KeyErr, rerr)
-		}
-	}()
-	blob, err := e.content.Open(ctx, l.Blob.Digest)
-	if err != nil {
-		return 0, err
-	}
-	defer blob.Close()
-	err = mount.WithTempMount(ctx, ms, func(root string) error {
-		res, err := archive.Apply(ctx, root, content.NewReader(blob), archive.ApplyOptions{Whiteouts: archive.WhiteoutsDelete, DiffID: l.DiffID})
-		size = res.Size
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	if err := e.snaps.Commit(ctx, l.ChainID.String(), key); err != nil {
-		if errors.Is(err, errdefs.ErrAlreadyExists) {
-			return size, nil // unpacked concurrently by another load
-		}
-		return 0, err
-	}
-	committed = true
-	return size, nil
+type blobReader struct {
+	io.Reader
+	c io.Closer
 }
+
+func (r blobReader) Close() error { return r.c.Close() }
+
+// countingReader hands unpack the layer decompressed (unpack takes plain
+// tar as well) and counts the bytes, which is the layer's size.
+type countingReader struct {
+	r      io.Reader
+	closer func() error
+	n      *atomic.Int64
+}
+
+func newCountingReader(r io.Reader, c io.Closer, n *atomic.Int64) (io.ReadCloser, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic, _ := br.Peek(4)
+	cr := &countingReader{r: br, closer: c.Close, n: n}
+	switch {
+	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		cr.r = zr
+	case len(magic) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd:
+		zr, err := zstd.NewReader(br)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		cr.r = zr
+		cr.closer = func() error { zr.Close(); return c.Close() }
+	}
+	return cr, nil
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n.Add(int64(n))
+	return n, err
+}
+
+func (r *countingReader) Close() error { return r.closer() }
