@@ -520,3 +520,39 @@ func TestDiffOfParentlessSnapshot(t *testing.T) {
 		}
 	})
 }
+
+// Two pulls of images sharing layers, at the same time: each layer ends up
+// committed once and both succeed.
+func TestConcurrentUnpacksOfSharedLayers(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, ctx context.Context, sn snapshot.Snapshotter) {
+		var ids []digest.Digest
+		var tars [][]byte
+		for i := range 4 {
+			b, d := layerTar(t, fmt.Sprintf("f%d", i))
+			tars, ids = append(tars, b), append(ids, d)
+		}
+		u := New(sn)
+		var opens atomic.Int32
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() {
+				var ls []Layer
+				for i := range tars {
+					ls = append(ls, counted(tars[i], ids[i], &opens))
+				}
+				_, err := u.Unpack(ctx, ls)
+				errs <- err
+			}()
+		}
+		for range 4 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		var names []string
+		_ = sn.Walk(ctx, func(i snapshot.Info) error { names = append(names, i.Name); return nil })
+		if len(names) != 4 {
+			t.Fatalf("snapshots %q, want the 4 layers once each", names)
+		}
+	})
+}
