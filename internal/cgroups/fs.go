@@ -138,6 +138,21 @@ func mkdirs(root, dir string) ([]string, error) {
 	if !within(root, dir) || dir == root {
 		return nil, fmt.Errorf("create cgroup %s: not below %s: %w", dir, root, errdefs.ErrInvalidArgument)
 	}
+	// Another container's Destroy may remove an empty parent between our
+	// mkdir of it and of its child: start over a few times.
+	for range 4 {
+		created, err := mkdirsOnce(root, dir)
+		if err == nil || !errors.Is(err, unix.ENOENT) {
+			return created, err
+		}
+		for i := len(created) - 1; i >= 0; i-- {
+			_ = unix.Rmdir(created[i])
+		}
+	}
+	return mkdirsOnce(root, dir)
+}
+
+func mkdirsOnce(root, dir string) ([]string, error) {
 	err := unix.Mkdir(dir, 0o755)
 	switch {
 	case err == nil:
@@ -145,7 +160,7 @@ func mkdirs(root, dir string) ([]string, error) {
 	case errors.Is(err, unix.EEXIST):
 		return nil, nil
 	case errors.Is(err, unix.ENOENT) && filepath.Dir(dir) != root:
-		created, err := mkdirs(root, filepath.Dir(dir))
+		created, err := mkdirsOnce(root, filepath.Dir(dir))
 		if err != nil {
 			return created, err
 		}
@@ -179,6 +194,14 @@ func rmdirRetry(dir string) error {
 // removeTree removes dir and every cgroup below it, deepest first. Files in
 // a cgroup directory are the kernel's and go with it.
 func removeTree(dir string) error {
+	// Try the common case first: a leaf with no children and no processes.
+	err := unix.Rmdir(dir)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.ENOTEMPTY) {
+		return fmt.Errorf("remove cgroup %s: %w", dir, classify(err))
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

@@ -474,21 +474,36 @@ func BenchmarkCreateDestroy(b *testing.B) {
 		b.Skip("needs root: creates cgroups")
 	}
 	r := benchRes()
-	for i := 0; b.Loop(); i++ {
-		m, err := New(Config{Name: "bench-cg-" + strconv.Itoa(i), Resources: r})
+	run := func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			m, err := New(Config{Name: "bench-cg-" + strconv.Itoa(i), Resources: r})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := m.Apply(0); err != nil {
+				b.Fatal(err)
+			}
+			if err := m.Set(r); err != nil {
+				b.Fatal(err)
+			}
+			if err := m.Destroy(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	// Alone, each round also creates and removes berth's parent cgroups.
+	b.Run("alone", run)
+	b.Run("beside another container", func(b *testing.B) {
+		other, err := New(Config{Name: "bench-cg-other"})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := m.Apply(0); err != nil {
+		if err := other.Apply(0); err != nil {
 			b.Fatal(err)
 		}
-		if err := m.Set(r); err != nil {
-			b.Fatal(err)
-		}
-		if err := m.Destroy(); err != nil {
-			b.Fatal(err)
-		}
-	}
+		defer other.Destroy()
+		run(b)
+	})
 }
 
 func benchRes() *specs.LinuxResources {
@@ -583,6 +598,37 @@ func TestRootCpusetInherits(t *testing.T) {
 			if got, want := readTree(t, filepath.Join(dir, f)), readTree(t, filepath.Join(filepath.Dir(filepath.Dir(dir)), f)); got != want {
 				t.Errorf("%s/%s = %q, want the root's %q", dir, f, got, want)
 			}
+		}
+	}
+}
+
+// TestRootConcurrentContainersShareParent creates and destroys containers
+// from two goroutines: one's Destroy removing the empty berth parent must
+// not break the other's Apply.
+func TestRootConcurrentContainersShareParent(t *testing.T) {
+	testutil.RequireRoot(t)
+	errs := make(chan error, 2)
+	for g := range 2 {
+		go func() {
+			for i := range 40 {
+				m, err := New(Config{Name: "test-race-" + strconv.Itoa(g) + "-" + strconv.Itoa(i)})
+				if err == nil {
+					err = m.Apply(0)
+					if derr := m.Destroy(); err == nil {
+						err = derr
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
 		}
 	}
 }
