@@ -51,6 +51,7 @@ var children = map[string]func() error{
 	"trap":   childTrap,
 	"flags":  childFlags,
 	"x32":    childX32,
+	"docker": childDockerProfile,
 }
 
 // load compiles s and loads it with no_new_privs set, as a container's
@@ -191,6 +192,48 @@ func childX32() error {
 	}
 	if e != unix.EXDEV {
 		return fmt.Errorf("x32 getppid: %v, want EXDEV", e)
+	}
+	return nil
+}
+
+// childDockerProfile runs the Go runtime, exec and a few refused calls
+// under Docker's default profile: new threads and child processes must
+// pass the clone rule, namespaces and mounts must not.
+func childDockerProfile() error {
+	s, err := DefaultProfile().Spec(ProfileOptions{Caps: dockerCaps})
+	if err != nil {
+		return err
+	}
+	if _, err := load(s); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { runtime.LockOSThread(); close(done) }() // a new thread: clone(CLONE_THREAD|...)
+	<-done
+	if out, err := exec.Command("/bin/sh", "-c", "echo ok").CombinedOutput(); err != nil || string(out) != "ok\n" {
+		return fmt.Errorf("exec under the profile: %q, %v", out, err)
+	}
+	// Paths that do not exist: unfiltered these fail with ENOENT, so EPERM
+	// can only come from the filter, and nothing is ever mounted.
+	if err := unix.Mount("none", "/nonexistent/berth", "tmpfs", 0, ""); err != unix.EPERM {
+		return fmt.Errorf("mount: %v, want EPERM", err)
+	}
+	if err := unix.Unmount("/nonexistent/berth", 0); err != unix.EPERM {
+		return fmt.Errorf("umount2: %v, want EPERM", err)
+	}
+	if err := unix.Unshare(unix.CLONE_NEWUSER); err != unix.EPERM {
+		return fmt.Errorf("unshare: %v, want EPERM", err)
+	}
+	if _, err := unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM, 0); err != unix.EPERM {
+		return fmt.Errorf("socket(AF_VSOCK): %v, want EPERM", err)
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return fmt.Errorf("socket(AF_UNIX): %v", err)
+	}
+	unix.Close(fd)
+	if _, _, e := unix.RawSyscall(unix.SYS_CLONE3, 0, 0, 0); e != unix.ENOSYS {
+		return fmt.Errorf("clone3: %v, want ENOSYS", e)
 	}
 	return nil
 }
@@ -355,6 +398,13 @@ func TestLoadX32Bit(t *testing.T) {
 			t.Fatalf("child ended with %v, want killed by SIGSYS: %s", st, out)
 		}
 	})
+}
+
+func TestLoadDockerDefaultProfile(t *testing.T) {
+	testutil.RequireRoot(t)
+	if st, out := runChild(t, "docker"); !st.Success() {
+		t.Fatalf("child: %v: %s", st, out)
+	}
 }
 
 func TestLoadNotify(t *testing.T) {
