@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -155,5 +156,26 @@ func TestStartAfterInitDied(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("start hung")
+	}
+}
+
+func TestNoPivot(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	rt := newRuntime(t)
+	b := newBundle(t, shell("cat /etc/motd; ls /"))
+	r, w, _ := os.Pipe()
+	c, err := rt.Create(ctx, "nopivot", CreateOptions{Bundle: b, NoPivot: true, IO: IO{Stdout: w, Stderr: w}})
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(ctx, true) })
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(r)
+	if code, _ := c.Wait(ctx); code != 0 || !strings.Contains(string(out), "berth test image") {
+		t.Fatalf("exit %d, output %q", code, out)
 	}
 }
