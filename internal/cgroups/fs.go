@@ -172,12 +172,14 @@ func mkdirsOnce(root, dir string) ([]string, error) {
 	return nil, fmt.Errorf("create cgroup %s: %w", dir, classify(err))
 }
 
+// destroyGrace is how long Destroy waits, in all, for processes to leave.
+const destroyGrace = time.Second
+
 // rmdirRetry removes one cgroup directory. A cgroup whose last process is
 // still exiting refuses rmdir with EBUSY for a moment (the task leaves its
-// css_set only after its exit completes), so retry briefly.
-func rmdirRetry(dir string) error {
+// css_set only late in do_exit), so retry until deadline.
+func rmdirRetry(dir string, deadline time.Time) error {
 	delay := time.Millisecond
-	deadline := time.Now().Add(2 * time.Second)
 	for {
 		err := unix.Rmdir(dir)
 		if err == nil || errors.Is(err, unix.ENOENT) {
@@ -192,8 +194,10 @@ func rmdirRetry(dir string) error {
 }
 
 // removeTree removes dir and every cgroup below it, deepest first. Files in
-// a cgroup directory are the kernel's and go with it.
-func removeTree(dir string) error {
+// a cgroup directory are the kernel's and go with it. One deadline covers a
+// whole Destroy, so a cgroup that still holds a live process fails it in
+// about destroyGrace, not that much per hierarchy.
+func removeTree(dir string, deadline time.Time) error {
 	// Try the common case first: a leaf with no children and no processes.
 	err := unix.Rmdir(dir)
 	if err == nil || errors.Is(err, unix.ENOENT) {
@@ -211,12 +215,12 @@ func removeTree(dir string) error {
 	}
 	for _, e := range entries {
 		if e.IsDir() {
-			if err := removeTree(filepath.Join(dir, e.Name())); err != nil {
+			if err := removeTree(filepath.Join(dir, e.Name()), deadline); err != nil {
 				return err
 			}
 		}
 	}
-	return rmdirRetry(dir)
+	return rmdirRetry(dir, deadline)
 }
 
 // removeParents removes the empty ancestors of dir that berth owns: those

@@ -3,6 +3,7 @@ package cgroups
 import (
 	"errors"
 	"slices"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -160,7 +161,8 @@ func (h *hybrid) frozen() (bool, error) {
 func (h *hybrid) Pids() ([]int, error) { return h.v2.Pids() }
 
 func (h *hybrid) Destroy() error {
-	return errors.Join(h.v1.Destroy(), h.v2.Destroy())
+	deadline := time.Now().Add(destroyGrace)
+	return errors.Join(h.v1.destroy(deadline), h.v2.destroy(deadline))
 }
 
 func (h *hybrid) Paths() map[string]string {

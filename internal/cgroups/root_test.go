@@ -632,3 +632,31 @@ func TestRootConcurrentContainersShareParent(t *testing.T) {
 		}
 	}
 }
+
+// TestRootDestroyKillsNothing: Destroy of a cgroup with a live process
+// fails and leaves the process alone; right after a Kill it waits for the
+// dying process to leave and succeeds.
+func TestRootDestroyKillsNothing(t *testing.T) {
+	testutil.RequireRoot(t)
+	m := newRoot(t, Config{})
+	p := startSh(t, `read x`)
+	if err := m.Apply(p.pid()); err != nil {
+		t.Fatal(err)
+	}
+	err := m.Destroy()
+	if !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("destroy with a live process: got %v, want conflict", err)
+	}
+	if err := unix.Kill(p.pid(), 0); err != nil {
+		t.Fatalf("process gone after a failed destroy: %v", err)
+	}
+	if pids, _ := m.Pids(); !slices.Contains(pids, p.pid()) {
+		t.Fatalf("process left its cgroup: %v", pids)
+	}
+	if err := m.Kill(unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Destroy(); err != nil {
+		t.Fatalf("destroy right after kill: %v", err)
+	}
+}

@@ -637,10 +637,12 @@ func (m *v1) frozen() (bool, error) {
 	return s == "FROZEN", err
 }
 
-func (m *v1) Destroy() error {
+func (m *v1) Destroy() error { return m.destroy(time.Now().Add(destroyGrace)) }
+
+func (m *v1) destroy(deadline time.Time) error {
 	var errs []error
 	for _, dir := range m.dirs() {
-		if err := removeTree(dir); err != nil {
+		if err := removeTree(dir, deadline); err != nil {
 			errs = append(errs, err)
 			continue
 		}

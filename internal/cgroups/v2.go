@@ -443,8 +443,10 @@ func (m *v2) frozen() (bool, error) {
 
 func (m *v2) Pids() ([]int, error) { return readPids(m.dir) }
 
-func (m *v2) Destroy() error {
-	if err := removeTree(m.dir); err != nil {
+func (m *v2) Destroy() error { return m.destroy(time.Now().Add(destroyGrace)) }
+
+func (m *v2) destroy(deadline time.Time) error {
+	if err := removeTree(m.dir, deadline); err != nil {
 		return err
 	}
 	removeParents(m.root, m.dir, m.created)
