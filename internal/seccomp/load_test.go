@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,6 +53,7 @@ var children = map[string]func() error{
 	"flags":  childFlags,
 	"x32":    childX32,
 	"docker": childDockerProfile,
+	"bench":  childBench,
 }
 
 // load compiles s and loads it with no_new_privs set, as a container's
@@ -238,6 +240,45 @@ func childDockerProfile() error {
 	return nil
 }
 
+// childBench times N personality calls under Docker's default profile in the
+// layout LAYOUT (none, search or linear) and prints ns per call.
+func childBench() error {
+	n, err := strconv.Atoi(os.Getenv("N"))
+	if err != nil {
+		return err
+	}
+	if layout := os.Getenv("LAYOUT"); layout != "none" {
+		s, err := DefaultProfile().Spec(ProfileOptions{Caps: dockerCaps})
+		if err != nil {
+			return err
+		}
+		native, err := nativeArch()
+		if err != nil {
+			return err
+		}
+		f, err := compile(s, compileOptions{native: native, linear: layout == "linear"})
+		if err != nil {
+			return err
+		}
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return err
+		}
+		if _, err := f.Load(); err != nil {
+			return err
+		}
+	}
+	// Since Linux 5.11 the kernel caches calls a filter allows whatever
+	// their arguments and skips the filter for them, so time one whose
+	// rule tests an argument: personality(0xffffffff) only asks for the
+	// current persona, and the filter runs on every call.
+	start := time.Now()
+	for range n {
+		unix.RawSyscall(unix.SYS_PERSONALITY, 0xffffffff, 0, 0)
+	}
+	fmt.Println(float64(time.Since(start).Nanoseconds()) / float64(n))
+	return nil
+}
+
 // seccompNotif and seccompNotifResp are struct seccomp_notif and
 // seccomp_notif_resp (include/uapi/linux/seccomp.h); x/sys has no types.
 type seccompNotif struct {
@@ -404,6 +445,27 @@ func TestLoadDockerDefaultProfile(t *testing.T) {
 	testutil.RequireRoot(t)
 	if st, out := runChild(t, "docker"); !st.Success() {
 		t.Fatalf("child: %v: %s", st, out)
+	}
+}
+
+// BenchmarkKernelSyscall measures what the filter costs the real kernel
+// per call: personality with no filter, and under Docker's default profile in
+// the search and the linear layout (ns/call as the child timed it).
+func BenchmarkKernelSyscall(b *testing.B) {
+	for _, layout := range []string{"none", "search", "linear"} {
+		b.Run(layout, func(b *testing.B) {
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), childEnv+"=bench", "LAYOUT="+layout, fmt.Sprintf("N=%d", b.N))
+			out, err := cmd.Output()
+			if err != nil {
+				b.Fatalf("child: %v", err)
+			}
+			ns, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+			if err != nil {
+				b.Fatalf("child said %q", out)
+			}
+			b.ReportMetric(ns, "ns/call")
+		})
 	}
 }
 
