@@ -50,14 +50,21 @@ func deviceLines(rules []specs.LinuxDeviceCgroup) (files, lines []string, err er
 			access = "rwm"
 		}
 		major, minor := num(r.Major), num(r.Minor)
-		var line string
-		if typ == "a" && major == "*" && minor == "*" && hasAll(access) {
-			line = "a"
-		} else {
-			line = fmt.Sprintf("%s %s:%s %s", typ, major, minor, access)
+		switch {
+		case typ == "a" && major == "*" && minor == "*" && hasAll(access):
+			files, lines = append(files, file), append(lines, "a")
+		case typ == "a":
+			// The kernel reads any line starting with "a" as "everything",
+			// whatever follows; a narrower rule for all types must be
+			// written once for character and once for block devices.
+			for _, t := range []string{"c", "b"} {
+				files = append(files, file)
+				lines = append(lines, fmt.Sprintf("%s %s:%s %s", t, major, minor, access))
+			}
+		default:
+			files = append(files, file)
+			lines = append(lines, fmt.Sprintf("%s %s:%s %s", typ, major, minor, access))
 		}
-		files = append(files, file)
-		lines = append(lines, line)
 	}
 	return files, lines, nil
 }

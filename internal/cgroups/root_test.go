@@ -14,6 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/internal/cgroups/devicefilter"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/testutil"
 )
@@ -658,5 +659,62 @@ func TestRootDestroyKillsNothing(t *testing.T) {
 	}
 	if err := m.Destroy(); err != nil {
 		t.Fatalf("destroy right after kill: %v", err)
+	}
+}
+
+// TestRootDeviceEmulationMatchesKernel writes rule lists to a real v1
+// devices cgroup and checks that the eBPF filter's model of them (what v2
+// enforces) leaves the same devices allowed as the kernel's devices.list.
+func TestRootDeviceEmulationMatchesKernel(t *testing.T) {
+	testutil.RequireRoot(t)
+	deny := specs.LinuxDeviceCgroup{Allow: false, Access: "rwm"}
+	tests := []struct {
+		name  string
+		rules []specs.LinuxDeviceCgroup
+	}{
+		{"allow list", []specs.LinuxDeviceCgroup{deny,
+			{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rwm"},
+			{Allow: true, Type: "c", Major: i64(136), Access: "rw"}}},
+		{"merge and remove bits", []specs.LinuxDeviceCgroup{deny,
+			{Allow: true, Type: "c", Major: i64(1), Minor: i64(5), Access: "r"},
+			{Allow: true, Type: "c", Major: i64(1), Minor: i64(5), Access: "wm"},
+			{Allow: false, Type: "c", Major: i64(1), Minor: i64(5), Access: "m"}}},
+		{"all types, some access", []specs.LinuxDeviceCgroup{deny,
+			{Allow: true, Type: "a", Major: i64(7), Access: "r"}}},
+		{"reset in the middle", []specs.LinuxDeviceCgroup{deny,
+			{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rwm"},
+			deny,
+			{Allow: true, Type: "b", Major: i64(8), Minor: i64(0), Access: "rw"}}},
+		{"deny removes exact only", []specs.LinuxDeviceCgroup{deny,
+			{Allow: true, Type: "c", Major: i64(4), Access: "rwm"},
+			{Allow: false, Type: "c", Major: i64(4), Minor: i64(1), Access: "rwm"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newRoot(t, Config{})
+			dir, ok := m.Paths()["devices"]
+			if !ok {
+				t.Skip("no v1 devices hierarchy on this host")
+			}
+			if err := m.Apply(0); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Set(&specs.LinuxResources{Devices: tt.rules}); err != nil {
+				t.Fatal(err)
+			}
+			kernel := strings.Split(readTree(t, filepath.Join(dir, "devices.list")), "\n")
+			model, err := devicefilter.Effective(tt.rules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(model) == 0 {
+				model = []string{""}
+			}
+			slices.Sort(kernel)
+			slices.Sort(model)
+			if !slices.Equal(kernel, model) {
+				t.Fatalf("kernel devices.list %q, filter's model %q", kernel, model)
+			}
+		})
 	}
 }

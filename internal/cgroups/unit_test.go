@@ -135,14 +135,15 @@ func TestDeviceLines(t *testing.T) {
 		{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rwm"},
 		{Allow: true, Type: "c", Major: i64(136), Access: "rw"},
 		{Allow: false, Type: "b", Major: i64(8), Minor: i64(-1), Access: "m"},
+		{Allow: false, Type: "a", Major: i64(5), Access: "m"},
 		{Allow: true, Type: "a"},
 	}
 	files, lines, err := deviceLines(rules)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantFiles := []string{"devices.deny", "devices.allow", "devices.allow", "devices.deny", "devices.allow"}
-	wantLines := []string{"a", "c 1:3 rwm", "c 136:* rw", "b 8:* m", "a"}
+	wantFiles := []string{"devices.deny", "devices.allow", "devices.allow", "devices.deny", "devices.deny", "devices.deny", "devices.allow"}
+	wantLines := []string{"a", "c 1:3 rwm", "c 136:* rw", "b 8:* m", "c 5:* m", "b 5:* m", "a"}
 	if !slices.Equal(files, wantFiles) || !slices.Equal(lines, wantLines) {
 		t.Fatalf("got %q %q, want %q %q", files, lines, wantFiles, wantLines)
 	}

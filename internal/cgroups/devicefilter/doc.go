@@ -16,7 +16,14 @@
 //
 // API:
 //
-//	func Compile(rules []specs.LinuxDeviceCgroup) (*Program, error)
+//	func Validate(r specs.LinuxDeviceCgroup) error
+//	func Compile(rules []specs.LinuxDeviceCgroup) (*Program, error) // v1 devices semantics
+//	func Effective(rules []specs.LinuxDeviceCgroup) ([]string, error) // as v1 devices.list would show
 //	func (p *Program) Instructions() []Instruction
-//	func Attach(dir string, p *Program) error // replaces what Attach put there before
+//	func Attach(dir string, p *Program) error // replaces the device programs attached there
+//	func Detach(dir string) error
+//
+// The rules mean on v2 what they mean on v1: Compile runs them through the
+// v1 controller's state machine (default plus exceptions) and a root test
+// in package cgroups checks that model against a real v1 devices.list.
 package devicefilter

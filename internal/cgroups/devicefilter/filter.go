@@ -2,6 +2,7 @@ package devicefilter
 
 import (
 	"fmt"
+	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -104,33 +105,27 @@ func (r rule) isReset() bool {
 	return r.typ == 0 && r.major == -1 && r.minor == -1 && r.access == accAll
 }
 
-// Compile builds the filter for rules, which apply in order with the last
-// matching rule deciding, as on the v1 devices controller. With no rule
-// that matches everything, the default is to deny: that is what OCI
-// runtimes do when the list starts without one.
+// Compile builds the filter for rules, which mean what they would mean
+// written in order to a v1 cgroup's devices.allow and devices.deny
+// (Documentation/admin-guide/cgroup-v1/devices.rst), so a spec limits the
+// same devices on either version:
 //
-// An allow rule matches an access when it grants every bit asked for; a
-// deny rule matches when it forbids any bit asked for. So "allow c 1:3 rwm"
-// followed by "deny c 1:3 w" still lets a reader open /dev/null but refuses
-// an open for reading and writing.
+//   - a rule for every type, device and access sets the default (allow or
+//     deny) and clears every exception;
+//   - a rule of the other kind than the default adds an exception, merging
+//     its access into an existing exception for the same device;
+//   - a rule of the default's kind removes access bits from the exception
+//     for exactly that device (not from wider or narrower ones).
+//
+// With no such "all" rule the default is to deny, as the OCI runtimes do.
+// Under a deny default an exception allows an access when it grants every
+// bit asked for; under an allow default it denies an access when it
+// forbids any bit asked for.
 func Compile(rules []specs.LinuxDeviceCgroup) (*Program, error) {
-	defaultAllow := false
-	var rs []rule
-	for _, r := range rules {
-		p, err := parse(r)
-		if err != nil {
-			return nil, err
-		}
-		if p.isReset() {
-			defaultAllow = p.allow
-			rs = rs[:0]
-			continue
-		}
-		rs = append(rs, p)
+	defaultAllow, ex, err := emulate(rules)
+	if err != nil {
+		return nil, err
 	}
-	// Rules that agree with the default change nothing unless a later rule
-	// of the opposite kind overlaps them; keeping them is harmless, so keep
-	// the program a plain reverse walk.
 	var insns []Instruction
 	insns = append(insns,
 		ldxw(2, 1, 0),    // r2 = ctx->access_type
@@ -141,11 +136,56 @@ func Compile(rules []specs.LinuxDeviceCgroup) (*Program, error) {
 		ldxw(5, 1, 4),    // r5 = ctx->major
 		ldxw(6, 1, 8),    // r6 = ctx->minor
 	)
-	for i := len(rs) - 1; i >= 0; i-- {
-		insns = append(insns, block(rs[i])...)
+	for _, e := range ex {
+		insns = append(insns, block(e)...)
 	}
 	insns = append(insns, mov64(0, boolImm(defaultAllow)), exit())
 	return &Program{insns: insns}, nil
+}
+
+// emulate runs the rules through the v1 devices controller's state
+// machine and returns the default and the exceptions left, all of which
+// are of the opposite kind to the default.
+func emulate(rules []specs.LinuxDeviceCgroup) (bool, []rule, error) {
+	defaultAllow := false
+	var ex []rule
+	for _, r := range rules {
+		p, err := parse(r)
+		if err != nil {
+			return false, nil, err
+		}
+		if p.isReset() {
+			defaultAllow, ex = p.allow, nil
+			continue
+		}
+		// v1 has no type "a" exception: such a rule stands for one on
+		// character devices and one on block devices.
+		var each []rule
+		if p.typ == 0 {
+			c, b := p, p
+			c.typ, b.typ = devChar, devBlock
+			each = []rule{c, b}
+		} else {
+			each = []rule{p}
+		}
+		for _, q := range each {
+			i := slices.IndexFunc(ex, func(e rule) bool {
+				return e.typ == q.typ && e.major == q.major && e.minor == q.minor
+			})
+			switch {
+			case q.allow != defaultAllow && i >= 0:
+				ex[i].access |= q.access
+			case q.allow != defaultAllow:
+				ex = append(ex, q)
+			case i >= 0:
+				ex[i].access &^= q.access
+				if ex[i].access == 0 {
+					ex = slices.Delete(ex, i, i+1)
+				}
+			}
+		}
+	}
+	return defaultAllow, ex, nil
 }
 
 // block is the code for one rule: a run of tests that each jump past the
@@ -215,3 +255,42 @@ func mov64(dst uint8, imm int32) Instruction {
 	return Instruction{Op: unix.BPF_ALU64 | unix.BPF_MOV | unix.BPF_K, Dst: dst, Imm: imm}
 }
 func exit() Instruction { return Instruction{Op: unix.BPF_JMP | unix.BPF_EXIT} }
+
+// Effective returns what rules leave in force, in the form of a v1
+// cgroup's devices.list: with a deny default, one line per allowed
+// exception ("c 1:3 rwm", "*" for any number); with an allow default,
+// "a *:* rwm" (the kernel lists no more than that either). Tests use it to
+// check the emulation against a real v1 devices cgroup.
+func Effective(rules []specs.LinuxDeviceCgroup) ([]string, error) {
+	defaultAllow, ex, err := emulate(rules)
+	if err != nil {
+		return nil, err
+	}
+	if defaultAllow {
+		return []string{"a *:* rwm"}, nil
+	}
+	out := make([]string, 0, len(ex))
+	for _, e := range ex {
+		t := "c"
+		if e.typ == devBlock {
+			t = "b"
+		}
+		n := func(v int64) string {
+			if v == -1 {
+				return "*"
+			}
+			return fmt.Sprint(v)
+		}
+		acc := ""
+		for _, a := range []struct {
+			bit int
+			c   string
+		}{{accRead, "r"}, {accWrite, "w"}, {accMknod, "m"}} {
+			if e.access&a.bit != 0 {
+				acc += a.c
+			}
+		}
+		out = append(out, fmt.Sprintf("%s %s:%s %s", t, n(e.major), n(e.minor), acc))
+	}
+	return out, nil
+}

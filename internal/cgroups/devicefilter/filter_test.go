@@ -90,6 +90,16 @@ func TestCompileDecides(t *testing.T) {
 			{devChar, accMknod, 136, 7, false},
 		}},
 		{"reset drops earlier rules", []specs.LinuxDeviceCgroup{null, denyAll}, []probe{{devChar, accRead, 1, 3, false}}},
+		{"allows for one device merge", []specs.LinuxDeviceCgroup{denyAll, zeroRead,
+			{Allow: true, Type: "c", Major: i64(1), Minor: i64(5), Access: "w"}}, []probe{
+			{devChar, accRead | accWrite, 1, 5, true},
+			{devChar, accMknod, 1, 5, false},
+		}},
+		{"allow removes only the exact exception", []specs.LinuxDeviceCgroup{allowAll,
+			{Allow: false, Type: "c", Major: i64(1), Access: "rwm"}, null}, []probe{
+			{devChar, accRead, 1, 3, false},
+			{devChar, accRead, 2, 3, true},
+		}},
 		{"allow all then deny mknod", []specs.LinuxDeviceCgroup{allowAll, noMknod}, []probe{
 			{devBlock, accRead, 8, 0, true},
 			{devChar, accMknod, 1, 3, false},
