@@ -164,6 +164,13 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 	if err := unix.Mkfifo(fifoPath, 0o600); err != nil {
 		return fmt.Errorf("make exec fifo: %w", err)
 	}
+	// In a user namespace the init is the mapped root: it must be able to
+	// open the fifo for writing.
+	if uid, gid, ok := mappedRoot(spec); ok {
+		if err := os.Chown(fifoPath, uid, gid); err != nil {
+			return fmt.Errorf("chown exec fifo: %w", err)
+		}
+	}
 	fifo, err := os.OpenFile(fifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
@@ -197,6 +204,10 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 		attr.UidMappings = idMaps(spec.Linux.UIDMappings)
 		attr.GidMappings = idMaps(spec.Linux.GIDMappings)
 		attr.GidMappingsEnableSetgroups = true
+		// Become the namespace's root once the maps are written: until
+		// then the child's ids are unmapped and execve would drop every
+		// capability it has in the new namespace.
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	so := spawnOptions{attr: attr, io: opts.IO, extra: opts.ExtraFiles, fifo: fifo}
 	perThread, single := splitJoins(join)
@@ -589,6 +600,9 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 			return fmt.Errorf("delete container %s: %w", c.rec.ID, err)
 		}
 	}
+	if c.proc != nil {
+		_, _ = c.proc.Wait(ctx) // reap our child
+	}
 	tr("delete")
 	if len(c.rec.Cgroups) > 0 {
 		mgr, err := c.cgroups()
@@ -760,4 +774,24 @@ func (c *Container) Processes(ctx context.Context) ([]int, error) {
 		return nil, err
 	}
 	return mgr.Pids()
+}
+
+// mappedRoot returns the host uid and gid of the container's root when
+// the container has a new user namespace.
+func mappedRoot(s *specs.Spec) (uid, gid int, ok bool) {
+	if !hasNSNew(s, specs.UserNamespace) {
+		return 0, 0, false
+	}
+	uid, gid = -1, -1
+	for _, m := range s.Linux.UIDMappings {
+		if m.ContainerID == 0 {
+			uid = int(m.HostID)
+		}
+	}
+	for _, m := range s.Linux.GIDMappings {
+		if m.ContainerID == 0 {
+			gid = int(m.HostID)
+		}
+	}
+	return uid, gid, true
 }

@@ -43,8 +43,12 @@ func Init() {
 	}
 	sock := os.NewFile(uintptr(fd), "sync")
 	err = initMain(sock)
-	// initMain returns only on error: report it to the parent.
-	_ = send(sock, message{Type: msgError, Error: err.Error()})
+	// initMain returns only on error: report it to the parent, or, once
+	// the parent has gone (after create), on the container's stderr, the
+	// only channel left.
+	if send(sock, message{Type: msgError, Error: err.Error()}) != nil {
+		fmt.Fprintln(os.Stderr, "berth-runtime init:", err)
+	}
 	os.Exit(1)
 }
 
@@ -58,6 +62,16 @@ func initMain(sock *os.File) error {
 	}
 	cfg := m.Config
 	tr("init got config")
+	if traceOn {
+		b, _ := os.ReadFile("/proc/thread-self/status")
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "Cap") || strings.HasPrefix(l, "Uid") {
+				tr(l)
+			}
+		}
+		b, _ = os.ReadFile("/proc/self/uid_map")
+		tr(string(b))
+	}
 	if cfg.Exec {
 		return execInit(sock, cfg)
 	}

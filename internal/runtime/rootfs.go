@@ -312,7 +312,13 @@ func (r *rootfsSetup) mountCgroup(m specs.Mount, p parsedMount) error {
 				src = filepath.Join("/sys/fs/cgroup", name, f[2])
 			}
 			if err = unix.Mount(src, fdPath(sub), "", unix.MS_BIND|unix.MS_REC, ""); err == nil && flags != 0 {
-				err = remountBind(fdPath(sub), flags)
+				// Remount through a fresh fd: the old one names the
+				// directory under the new mount.
+				var nfd int
+				if nfd, err = openInRoot(r.rootfd, filepath.Join(base, name), unix.O_PATH); err == nil {
+					err = remountBind(fdPath(nfd), flags)
+					unix.Close(nfd)
+				}
 			}
 		}
 		unix.Close(sub)
