@@ -415,6 +415,22 @@ func TestRootUnifiedDeviceFilter(t *testing.T) {
 	if !strings.Contains(out, "/dev/zero=ok") || !strings.Contains(out, "/dev/null=open /dev/null: operation not permitted") {
 		t.Fatalf("with only /dev/zero allowed: %q", out)
 	}
+
+	// An update replaces the filter rather than adding one that would
+	// still deny what the new rules allow.
+	rules = append(rules, specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rw"})
+	if err := m.Set(&specs.LinuxResources{Devices: rules}); err != nil {
+		t.Fatal(err)
+	}
+	p2 := startGo(t, "open")
+	if err := m.Apply(p2.pid()); err != nil {
+		t.Fatal(err)
+	}
+	p2.release(t)
+	p2.wait(t, 10*time.Second)
+	if out := output(p2); !strings.Contains(out, "/dev/zero=ok") || !strings.Contains(out, "/dev/null=ok") {
+		t.Fatalf("after allowing /dev/null too: %q", out)
+	}
 }
 
 func TestRootV1DeviceRules(t *testing.T) {
