@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"fmt"
+	"path/filepath"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -143,20 +144,22 @@ func load(l *layout, paths map[string]string) (Manager, error) {
 		if !ok {
 			return nil, fmt.Errorf("load cgroups: controller %s is not mounted: %w", c, errdefs.ErrNotFound)
 		}
-		if !within(root, p) {
-			return nil, fmt.Errorf("load cgroups: %s path %s is outside %s: %w", c, p, root, errdefs.ErrInvalidArgument)
+		// The hierarchy root is every process on the host: never a
+		// container's cgroup, and Kill or Freeze there would be a disaster.
+		if !within(root, p) || filepath.Clean(p) == root {
+			return nil, fmt.Errorf("load cgroups: %s path %s is not below %s: %w", c, p, root, errdefs.ErrInvalidArgument)
 		}
-		v1paths[c] = p
+		v1paths[c] = filepath.Clean(p)
 	}
 	var v2m *v2
 	if hasUnified {
 		if l.unified == "" {
 			return nil, fmt.Errorf("load cgroups: no cgroup v2 hierarchy is mounted: %w", errdefs.ErrNotFound)
 		}
-		if !within(l.unified, unified) {
-			return nil, fmt.Errorf("load cgroups: path %s is outside %s: %w", unified, l.unified, errdefs.ErrInvalidArgument)
+		if !within(l.unified, unified) || filepath.Clean(unified) == l.unified {
+			return nil, fmt.Errorf("load cgroups: path %s is not below %s: %w", unified, l.unified, errdefs.ErrInvalidArgument)
 		}
-		v2m = &v2{root: l.unified, dir: unified}
+		v2m = &v2{root: l.unified, dir: filepath.Clean(unified)}
 	}
 	switch {
 	case len(v1paths) == 0 && v2m != nil:

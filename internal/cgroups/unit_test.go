@@ -413,6 +413,8 @@ func TestLoadChecksPaths(t *testing.T) {
 		err   error
 	}{
 		{"outside the hierarchy", map[string]string{"": "/etc"}, errdefs.ErrInvalidArgument},
+		{"the hierarchy root", map[string]string{"": root + "/"}, errdefs.ErrInvalidArgument},
+		{"dotdot to the root", map[string]string{"": root + "/berth/.."}, errdefs.ErrInvalidArgument},
 		{"controller not mounted", map[string]string{"memory": filepath.Join(root, "x")}, errdefs.ErrNotFound},
 	}
 	for _, tt := range tests {
