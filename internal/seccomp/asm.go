@@ -93,8 +93,11 @@ func isCond(n node) bool {
 
 // positions returns the instruction index of each label and of each node,
 // and the instruction count.
-func (a *asm) positions() (map[label]int, []int, int) {
-	lpos := make(map[label]int, a.labels)
+func (a *asm) positions() ([]int, []int, int) {
+	lpos := make([]int, a.labels+1) // labels are 1..a.labels
+	for i := range lpos {
+		lpos[i] = -1 // unbound
+	}
 	ipos := make([]int, len(a.nodes))
 	n := 0
 	for i, nd := range a.nodes {
@@ -110,48 +113,56 @@ func (a *asm) positions() (map[label]int, []int, int) {
 
 // link resolves labels into offsets, adding trampolines where needed.
 func (a *asm) link() ([]unix.SockFilter, error) {
+	far := func(lpos, ipos []int, i int, l label) bool { return lpos[l]-ipos[i]-1 > 255 }
 	for {
 		lpos, ipos, _ := a.positions()
+		need := false
+		for i, n := range a.nodes {
+			if isCond(n) && (far(lpos, ipos, i, n.jt) || far(lpos, ipos, i, n.jf)) {
+				need = true
+				break
+			}
+		}
+		if !need {
+			break
+		}
 		// Add every trampoline needed now in one pass; they lengthen other
-		// jumps, so look again until a pass adds none. Jumps only go
+		// jumps, so look again until none is needed. Jumps only go
 		// forward, so distances only grow and this ends.
-		grown := make([]node, 0, len(a.nodes))
-		added := false
+		grown := make([]node, 0, len(a.nodes)+16)
 		for i, n := range a.nodes {
 			if !isCond(n) {
 				grown = append(grown, n)
 				continue
 			}
+			farT, farF := far(lpos, ipos, i, n.jt), far(lpos, ipos, i, n.jf)
+			orig := n
 			var tramps []node
-			via := map[label]label{}
-			for _, br := range []*label{&n.jt, &n.jf} {
-				if lpos[*br]-ipos[i]-1 <= 255 {
-					continue
+			if farT {
+				t := a.newLabel()
+				tramps = append(tramps, node{isLabel: true, lbl: t}, node{code: unix.BPF_JMP | unix.BPF_JA, to: orig.jt})
+				n.jt = t
+				if orig.jf == orig.jt {
+					n.jf, farF = t, false
 				}
-				t, ok := via[*br]
-				if !ok {
-					t = a.newLabel()
-					via[*br] = t
-					tramps = append(tramps, node{isLabel: true, lbl: t}, node{code: unix.BPF_JMP | unix.BPF_JA, to: *br})
-				}
-				*br = t
-				added = true
+			}
+			if farF {
+				t := a.newLabel()
+				tramps = append(tramps, node{isLabel: true, lbl: t}, node{code: unix.BPF_JMP | unix.BPF_JA, to: orig.jf})
+				n.jf = t
 			}
 			grown = append(grown, n)
 			grown = append(grown, tramps...)
 		}
 		a.nodes = grown
-		if !added {
-			break
-		}
 	}
 	lpos, ipos, count := a.positions()
 	if count > maxInsns {
 		return nil, fmt.Errorf("seccomp program: %d instructions, the kernel takes at most %d: %w", count, maxInsns, errdefs.ErrInvalidArgument)
 	}
 	off := func(i int, l label) (int, error) {
-		p, ok := lpos[l]
-		if !ok || p <= ipos[i] {
+		p := lpos[l]
+		if p <= ipos[i] {
 			// A bug in the compiler, never in the input.
 			return 0, fmt.Errorf("seccomp program: instruction %d jumps to unbound or earlier label %d", ipos[i], l)
 		}

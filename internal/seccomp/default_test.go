@@ -175,3 +175,18 @@ func BenchmarkDefaultProfile(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCompileDefault is the cost Compile adds to a container start
+// with Docker's default profile.
+func BenchmarkCompileDefault(b *testing.B) {
+	s, err := DefaultProfile().Spec(ProfileOptions{Arch: "amd64", Caps: dockerCaps, Kernel: "6.1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := compile(s, compileOptions{native: specs.ArchX86_64}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
