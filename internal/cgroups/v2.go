@@ -101,7 +101,19 @@ func (m *v2) enable(ctrls []string) error {
 			continue
 		}
 		if err := writeFile(d, "cgroup.subtree_control", strings.Join(missing, " ")); err != nil {
-			return fmt.Errorf("enable cgroup controllers: %w", err)
+			// One refused controller fails the whole write (cpu, say, while
+			// a realtime process sits in a non-root cgroup: cgroup-v2.rst,
+			// "CPU"). Enable the rest one by one; a limit that needs the
+			// refused one then fails in Set, naming its file.
+			var enabled int
+			for _, c := range missing {
+				if writeFile(d, "cgroup.subtree_control", c) == nil {
+					enabled++
+				}
+			}
+			if enabled == 0 {
+				return fmt.Errorf("enable cgroup controllers: %w", err)
+			}
 		}
 	}
 	return nil
