@@ -27,7 +27,40 @@
 // runc's systemd form "slice:prefix:name" is refused with ErrNotImplemented
 // (berth has no systemd driver). Destroy removes the container's cgroup and
 // the empty parents berth owns (below and including <root>/berth, and any
-// this process's Apply created); it never signals a process.
+// this process's Apply created); it never signals a process, and gives
+// exiting processes about a second to leave before it fails with
+// ErrConflict. Load refuses paths outside a hierarchy or at its root.
+//
+// # Semantics worth knowing
+//
+//   - Fields left nil are not written; as in runc, 0 also means "unset" for
+//     the memory byte limits, cpu shares/quota/period and blkio weights.
+//     The spec's -1 means "no limit" (v1 "-1", v2 "max").
+//   - Device rules mean the same on both versions: v1 gets them written in
+//     order to devices.allow/deny; v2 gets an eBPF program built from the
+//     v1 controller's model of them (package devicefilter), checked
+//     against a real v1 devices.list by a root test.
+//   - cpu.shares become cpu.weight on v2 (SharesToWeight), blkio weights
+//     io.weight (BlkioToIOWeight) or io.bfq.weight as is; memory.swap is
+//     memory+swap on v1 and becomes swap alone (memory.swap.max) on v2.
+//   - v1 cpu.rt_runtime_us: the realtime budget of berth-owned parents is
+//     raised as needed, since a new cgroup has none to share.
+//   - Kill freezes, signals every process, thaws (so nothing forks past
+//     it); a frozen container stays frozen except for SIGKILL, which also
+//     thaws it so v1-frozen tasks can die. On v2 and hybrid hosts SIGKILL
+//     is one write to cgroup.kill.
+//   - Where a limit's controller is not mounted (net_cls here, or v2 for
+//     swappiness, realtime, kernelTCP, leaf weights, disableOOMKiller), Set
+//     fails with ErrNotImplemented naming it rather than drop the limit.
+//     Kernel memory (deprecated, a no-op since Linux 6.1) is written on v1
+//     where the file still exists and ignored on v2.
+//   - On a hybrid host the v2 controllers a spec needs are enabled in the
+//     v2 hierarchy on demand, which means writing e.g. +hugetlb to its root's
+//     cgroup.subtree_control; nothing is written there otherwise.
+//
+// The Manager methods take no context: the runtime engineers agreed the
+// signatures up front, and every call is a bounded number of writes to
+// cgroupfs (Freeze waits at most 5s, Destroy about 1s).
 //
 // # Cost
 //
