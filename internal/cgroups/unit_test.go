@@ -515,3 +515,24 @@ func TestWriteErrorNamesFileAndValue(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestV2SetEnablesControllerOnDemand: a limit whose controller Apply did
+// not enable gets it enabled down the tree, then the write is retried. The
+// fake kernel makes no files on enabling, so the retry still fails, naming
+// the file.
+func TestV2SetEnablesControllerOnDemand(t *testing.T) {
+	l, root := fakeV2(t, "berth/c1")
+	if err := os.Remove(filepath.Join(root, "berth/c1/hugetlb.2MB.max")); err != nil {
+		t.Fatal(err)
+	}
+	m := newV2(l.unified, "berth/c1", nil)
+	err := m.Set(&specs.LinuxResources{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 1 << 21}}})
+	if !errors.Is(err, errdefs.ErrNotImplemented) || !strings.Contains(err.Error(), "hugetlb.2MB.max") {
+		t.Fatalf("got %v", err)
+	}
+	for _, d := range []string{"", "berth"} {
+		if got := readTree(t, filepath.Join(root, d, "cgroup.subtree_control")); got != "+hugetlb" {
+			t.Errorf("%s/cgroup.subtree_control = %q, want +hugetlb", d, got)
+		}
+	}
+}
