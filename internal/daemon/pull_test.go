@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/berth-dev/berth/internal/distribution"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/snapshot"
 	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/internal/testutil/registry"
 )
@@ -75,9 +77,25 @@ func TestPullPushPull(t *testing.T) {
 	if len(res.Image.Layers) != 2 {
 		t.Fatalf("%d layers recorded, want 2", len(res.Image.Layers))
 	}
+	// Every layer is unpacked into its chain-ID snapshot, and was counted.
+	for i, l := range res.Image.Layers {
+		info, err := e.Snapshotter().Stat(ctx, l.ChainID.String())
+		if err != nil || info.Kind != snapshot.KindCommitted {
+			t.Fatalf("layer %d snapshot %s: %+v, %v", i, l.ChainID, info, err)
+		}
+		if l.Size <= 0 {
+			t.Fatalf("layer %d size %d", i, l.Size)
+		}
+	}
+	if !slices.Contains(statuses, distribution.StatusPullComplete) {
+		t.Fatalf("no %q in progress %v", distribution.StatusPullComplete, statuses)
+	}
 	again, err := e.Pull(ctx, reg.Ref("test/busybox"), daemon.PullOptions{Auth: auth})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if again.Image.Size != res.Image.Size {
+		t.Fatalf("second pull: size %d, first %d", again.Image.Size, res.Image.Size)
 	}
 	if again.Status != "Image is up to date for "+reg.Ref("test/busybox:latest") {
 		t.Fatalf("second pull status %q", again.Status)

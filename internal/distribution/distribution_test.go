@@ -160,15 +160,26 @@ func TestPullTwiceDownloadsNothing(t *testing.T) {
 		t.Fatal("first pull fetched nothing")
 	}
 	proxy.ResetCount()
-	var statuses []distribution.Status
+	var (
+		statuses  []distribution.Status
+		gotConfig digest.Digest
+	)
 	second, err := c.Pull(context.Background(), ref, store, distribution.PullOptions{
 		Progress: func(p distribution.Progress) { statuses = append(statuses, p.Status) },
+		// Called for a config already in the store too, with its bytes.
+		Config: func(ctx context.Context, d ocispec.Descriptor, raw []byte) error {
+			gotConfig = digest.FromBytes(raw)
+			return nil
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if second.Fetched != 0 || proxy.Count("GET", "/blobs/") != 0 {
 		t.Fatalf("second pull fetched %d bytes in %d blob GETs", second.Fetched, proxy.Count("GET", "/blobs/"))
+	}
+	if gotConfig != first.Config.Digest {
+		t.Fatalf("config hook saw %s, want %s", gotConfig, first.Config.Digest)
 	}
 	if !slices.Contains(statuses, distribution.StatusExists) {
 		t.Fatalf("no %q in progress %v", distribution.StatusExists, statuses)

@@ -43,6 +43,10 @@ type PullOptions struct {
 	// Calls come from several goroutines at once and in any order; an
 	// error stops the pull.
 	Layer func(ctx context.Context, i int, layer ocispec.Descriptor) error
+	// Config, when set, is called with the image config's bytes as soon as
+	// the config blob is in the store (which is usually before the first
+	// layer, but Layer calls may come first). An error stops the pull.
+	Config func(ctx context.Context, config ocispec.Descriptor, raw []byte) error
 }
 
 // PullResult describes a pulled image. All its blobs are in the store.
@@ -135,7 +139,7 @@ func (c *Client) pull(ctx context.Context, ref reference.Named, store Store, opt
 	log.From(ctx).Debug("pull resolved", log.KeyImage, ref.String(), log.KeyDigest, cur.Digest.String(), "layers", len(m.Layers))
 
 	// Fetch the config and every layer at once, up to Jobs at a time.
-	fetched, err := c.fetchAll(ctx, puller, gref.Context(), store, m, rep, opts.Layer)
+	fetched, err := c.fetchAll(ctx, puller, gref.Context(), store, m, rep, opts.Config, opts.Layer)
 	if err != nil {
 		return PullResult{}, err
 	}
@@ -188,7 +192,7 @@ func (c *Client) getManifest(ctx context.Context, puller *remote.Puller, ref nam
 
 // fetchAll downloads m's config and layers in parallel. The first error
 // cancels the rest.
-func (c *Client) fetchAll(ctx context.Context, puller *remote.Puller, repo name.Repository, store Store, m image.Manifest, rep *reporter, onLayer func(context.Context, int, ocispec.Descriptor) error) (int64, error) {
+func (c *Client) fetchAll(ctx context.Context, puller *remote.Puller, repo name.Repository, store Store, m image.Manifest, rep *reporter, onConfig func(context.Context, ocispec.Descriptor, []byte) error, onLayer func(context.Context, int, ocispec.Descriptor) error) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -226,7 +230,16 @@ func (c *Client) fetchAll(ctx context.Context, puller *remote.Puller, repo name.
 		mu.Lock()
 		total += n
 		mu.Unlock()
-		if !isConfig && onLayer != nil {
+		switch {
+		case isConfig && onConfig != nil:
+			raw, err := content.ReadAll(ctx, store, desc.Digest, image.MaxManifestSize)
+			if err == nil {
+				err = onConfig(ctx, desc, raw)
+			}
+			if err != nil {
+				fail(fmt.Errorf("%s: %w", what, err))
+			}
+		case !isConfig && onLayer != nil:
 			if err := onLayer(ctx, i, desc); err != nil {
 				fail(fmt.Errorf("%s: %w", what, err))
 			}
