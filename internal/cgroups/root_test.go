@@ -71,6 +71,7 @@ func TestRootPlacement(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(func() { _ = m.Destroy() }) // in case the test stops early
 			if err := m.Apply(0); err != nil {
 				t.Fatal(err)
 			}
