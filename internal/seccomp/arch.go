@@ -34,7 +34,7 @@ var arches = map[specs.Arch]*arch{
 	specs.ArchX86:         {name: specs.ArchX86, audit: 0x40000003, table: tableX86, args32: true},
 	specs.ArchX32:         {name: specs.ArchX32, audit: 0xc000003e, table: tableX32},
 	specs.ArchAARCH64:     {name: specs.ArchAARCH64, audit: 0xc00000b7, table: tableAARCH64},
-	specs.ArchARM:         {name: specs.ArchARM, audit: 0x40000028},
+	specs.ArchARM:         {name: specs.ArchARM, audit: 0x40000028, table: tableARM, args32: true},
 	specs.ArchMIPS:        {name: specs.ArchMIPS, audit: 0x00000008},
 	specs.ArchMIPS64:      {name: specs.ArchMIPS64, audit: 0x80000008},
 	specs.ArchMIPS64N32:   {name: specs.ArchMIPS64N32, audit: 0xa0000008},
@@ -57,8 +57,8 @@ var arches = map[specs.Arch]*arch{
 
 // compat lists the ABIs a kernel of the key arch runs besides its own.
 // Only these can reach a filter on that kernel: a foreign arch listed in a
-// profile (Docker's lists arm and mips entries on every host) can never
-// produce a syscall here, so it is dropped rather than refused.
+// profile written for several hosts can never produce a syscall here, so
+// it is dropped rather than refused.
 var compat = map[specs.Arch][]specs.Arch{
 	specs.ArchX86_64:  {specs.ArchX86, specs.ArchX32},
 	specs.ArchAARCH64: {specs.ArchARM},
@@ -78,8 +78,7 @@ func nativeArch() (specs.Arch, error) {
 
 // abisFor returns the ABIs a filter for native must cover: native first,
 // then each listed one the native kernel can run, in the spec's order; and
-// the listed ones the kernel can run but berth has no table for (arm on
-// arm64).
+// the listed ones the kernel can run but berth has no table for.
 func abisFor(native specs.Arch, listed []specs.Arch) (abis []*arch, dropped []specs.Arch, err error) {
 	out := []*arch{arches[native]}
 	seen := map[specs.Arch]bool{native: true}

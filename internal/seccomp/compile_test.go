@@ -3,6 +3,7 @@ package seccomp
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -19,6 +20,7 @@ const (
 	auditX86_64  = 0xc000003e
 	auditI386    = 0x40000003
 	auditAARCH64 = 0xc00000b7
+	auditARM     = 0x40000028
 )
 
 func uintp(v uint) *uint { return &v }
@@ -115,6 +117,9 @@ func TestArchitectures(t *testing.T) {
 		{"nr -1 without x32", specs.ArchX86_64, nil, input{nr: 0xffffffff, arch: auditX86_64}, kill},
 		{"aarch64 native", specs.ArchAARCH64, nil, input{nr: tableAARCH64["getppid"], arch: auditAARCH64}, errno},
 		{"aarch64 native, x86_64 call", specs.ArchAARCH64, nil, input{nr: x86("getppid"), arch: auditX86_64}, kill},
+		{"aarch64 native, arm not listed", specs.ArchAARCH64, nil, input{nr: tableARM["getppid"], arch: auditARM}, kill},
+		{"aarch64 native, arm listed", specs.ArchAARCH64, []specs.Arch{specs.ArchARM}, input{nr: tableARM["getppid"], arch: auditARM}, errno},
+		{"arm private call", specs.ArchAARCH64, []specs.Arch{specs.ArchARM}, input{nr: tableARM["cacheflush"], arch: auditARM}, allow},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: tc.arches, Syscalls: rules}
@@ -277,14 +282,18 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestCompatArchWithoutTable(t *testing.T) {
-	// arm runs on an arm64 kernel, and berth has no arm table: with no
-	// numbers no rule can be placed, so its calls are killed (fail closed).
-	s := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchARM}}
+	// Every compat ABI of x86_64 and arm64 has a table; pretend mips runs
+	// on arm64 to see what happens to one without. With no numbers no rule
+	// can be placed, so its calls are killed (fail closed).
+	saved := compat[specs.ArchAARCH64]
+	compat[specs.ArchAARCH64] = append(slices.Clone(saved), specs.ArchMIPS)
+	t.Cleanup(func() { compat[specs.ArchAARCH64] = saved })
+	s := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchMIPS}}
 	f := mustCompile(t, s, specs.ArchAARCH64)
-	if d := f.DroppedArches(); len(d) != 1 || d[0] != specs.ArchARM {
-		t.Errorf("DroppedArches() = %v, want [SCMP_ARCH_ARM]", d)
+	if d := f.DroppedArches(); len(d) != 1 || d[0] != specs.ArchMIPS {
+		t.Errorf("DroppedArches() = %v, want [SCMP_ARCH_MIPS]", d)
 	}
-	check(t, f, input{nr: 20, arch: arches[specs.ArchARM].audit}, unix.SECCOMP_RET_KILL_PROCESS)
+	check(t, f, input{nr: 20, arch: arches[specs.ArchMIPS].audit}, unix.SECCOMP_RET_KILL_PROCESS)
 	check(t, f, input{nr: 20, arch: auditAARCH64}, unix.SECCOMP_RET_ALLOW)
 }
 

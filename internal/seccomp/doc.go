@@ -4,8 +4,9 @@
 // binary: the program is built here, and the syscall tables are generated
 // from the kernel's uapi headers (zsyscalls.go, written by mktables.go
 // through `go generate ./internal/seccomp`; that needs the Debian packages
-// linux-libc-dev and cpp, building and testing do not). Tables: x86_64,
-// i386, x32 and aarch64.
+// cpp, linux-libc-dev, linux-libc-dev-arm64-cross and
+// linux-libc-dev-armhf-cross; building and testing do not). Tables: x86_64,
+// i386, x32, aarch64 and arm (EABI).
 //
 // It knows nothing of containers, bundles or processes. The runtime calls
 //
@@ -37,8 +38,8 @@
 //     number: each half of the number space belongs to one of them, or is
 //     killed when that one is not listed. Listed arches a kernel of the
 //     native arch cannot run (mips on amd64) are dropped, as they cannot
-//     occur; a compat ABI with no table here (arm on arm64) is killed like
-//     an unlisted one and reported by DroppedArches.
+//     occur; a compat ABI with no table here (none today) would be killed
+//     like an unlisted one and reported by DroppedArches.
 //  2. Binary-search the syscall number over intervals that share an
 //     outcome. For Docker's default profile that is 11 instructions per
 //     call on average (12 at most), against 156 (305 at most) for a chain
@@ -46,8 +47,8 @@
 //  3. For a syscall whose entries test arguments, try the entries in spec
 //     order: the first whose conditions all hold (they are ANDed) decides,
 //     none holding means defaultAction. Arguments are 64-bit and compared
-//     unsigned as two 32-bit halves; on i386 only the low half, which is
-//     all a 32-bit call passes. MASKED_EQ is (arg & value) == valueTwo.
+//     unsigned as two 32-bit halves; on i386 and arm only the low half,
+//     which is all a 32-bit call passes. MASKED_EQ is (arg & value) == valueTwo.
 //
 // Actions: SCMP_ACT_KILL is KILL_THREAD; ERRNO and TRACE take errnoRet
 // (default EPERM), no other action may; NOTIFY cannot be defaultAction,

@@ -47,6 +47,9 @@ func TestTablesSane(t *testing.T) {
 		{tableX32, "execve", x32SyscallBit | 520},
 		{tableAARCH64, "openat", 56},
 		{tableAARCH64, "getppid", 173},
+		{tableARM, "exit", 1},
+		{tableARM, "getppid", 64},
+		{tableARM, "cacheflush", 0xf0002},
 	} {
 		if got, ok := tc.table[tc.name]; !ok || got != tc.nr {
 			t.Errorf("%s = %d (%v), want %d", tc.name, got, ok, tc.nr)

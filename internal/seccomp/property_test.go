@@ -9,10 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// allNames is every syscall name of the x86 tables, sorted.
+// allNames is every syscall name of the tables, sorted.
 func allNames() []string {
 	seen := map[string]bool{}
-	for _, t := range []map[string]uint32{tableX86_64, tableX86, tableX32} {
+	for _, t := range []map[string]uint32{tableX86_64, tableX86, tableX32, tableAARCH64, tableARM} {
 		for n := range t {
 			seen[n] = true
 		}
@@ -98,18 +98,24 @@ func bigSpec() *specs.LinuxSeccomp {
 
 func randInput(r *rand.Rand, names []string) input {
 	in := input{ip: r.Uint64()}
-	switch r.IntN(5) {
+	switch r.IntN(7) {
 	case 0, 1:
 		in.arch = auditX86_64
 	case 2:
 		in.arch = auditI386
 	case 3:
-		in.arch = arches[specs.ArchARM].audit
+		in.arch = auditARM
+	case 4:
+		in.arch = auditAARCH64
 	default:
 		in.arch = r.Uint32()
 	}
 	n := names[r.IntN(len(names))]
-	switch r.IntN(6) {
+	switch r.IntN(8) {
+	case 6:
+		in.nr = tableAARCH64[n]
+	case 7:
+		in.nr = tableARM[n]
 	case 0:
 		in.nr = tableX86_64[n]
 	case 1:
@@ -136,17 +142,22 @@ func TestSearchMatchesLinearAndOracle(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	names := allNames()
 	names = append(names, "no_such_syscall")
-	const specsN, inputsN = 150, 300
+	const specsN, inputsN = 200, 300
 	for i := range specsN {
 		s := randSpec(r, names)
 		if i == 0 {
 			s = bigSpec()
 		}
-		search, err := compile(s, compileOptions{native: specs.ArchX86_64})
+		// Every other spec on an arm64 host, where arm is the compat ABI.
+		native := specs.ArchX86_64
+		if i%2 == 1 {
+			native = specs.ArchAARCH64
+		}
+		search, err := compile(s, compileOptions{native: native})
 		if err != nil {
 			t.Fatalf("spec %d: %v", i, err)
 		}
-		linear, err := compile(s, compileOptions{native: specs.ArchX86_64, linear: true})
+		linear, err := compile(s, compileOptions{native: native, linear: true})
 		if err != nil {
 			t.Fatalf("spec %d linear: %v", i, err)
 		}
@@ -156,7 +167,7 @@ func TestSearchMatchesLinearAndOracle(t *testing.T) {
 		vs, vl := newVM(t, search.prog), newVM(t, linear.prog)
 		for range inputsN {
 			in := randInput(r, names)
-			want := oracle(t, s, specs.ArchX86_64, in)
+			want := oracle(t, s, native, in)
 			gs, gl := runVM(t, vs, in), runVM(t, vl, in)
 			if gs != want || gl != want {
 				t.Fatalf("spec %d %+v\ninput %+v: search %#x, linear %#x, oracle %#x", i, s, in, gs, gl, want)
