@@ -19,10 +19,16 @@
 //	func SendListener(ctx context.Context, path string, fd int, st specs.ContainerProcessState) error
 //
 // and specgen builds the seccomp section of a spec from Docker's default
-// profile with
+// profile, or from a profile in Docker's JSON form (what
+// `docker run --security-opt seccomp=FILE` sends), with
 //
 //	func DefaultProfile() *Profile
+//	func ParseProfile(data []byte) (*Profile, error)
+//	func (p *Profile) MarshalJSON() ([]byte, error)   // Docker's JSON form
 //	func (p *Profile) Spec(o ProfileOptions) (*specs.LinuxSeccomp, error)
+//
+// Spec keeps the rules whose includes/excludes (host arch, the container's
+// bounding capabilities, kernel version) hold, as Docker does.
 //
 // Compile early (in the runtime's parent, where errors are easy to
 // report) and Load last in the container's init, right before execve,
