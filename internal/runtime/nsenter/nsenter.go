@@ -178,6 +178,11 @@ func Prepare(cmd *exec.Cmd, cfg Config) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nsenter: %w", err)
 	}
+	return prepare(cmd, cfg, wire)
+}
+
+// prepare is Prepare after encoding; tests call it with hostile bytes.
+func prepare(cmd *exec.Cmd, cfg Config, wire []byte) (*Session, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("nsenter: socketpair: %w", err)

@@ -3,6 +3,7 @@ package nsenter
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -631,5 +632,57 @@ func TestCloseAfterFailedStart(t *testing.T) {
 	}
 	if _, err := s.Wait(context.Background()); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("Wait after a failed start: %v", err)
+	}
+}
+
+// TestConstructorRejectsMalformedConfig feeds the C parser bytes Prepare
+// would never write: it must report, not crash or read out of bounds.
+func TestConstructorRejectsMalformedConfig(t *testing.T) {
+	ne := binary.NativeEndian
+	header := func(magic uint32, n int) []byte {
+		return ne.AppendUint32(ne.AppendUint32(nil, magic), uint32(n))
+	}
+	record := func(typ uint16, n uint32, data []byte) []byte {
+		b := ne.AppendUint16(nil, typ)
+		b = ne.AppendUint16(b, 0)
+		b = ne.AppendUint32(b, n)
+		return append(b, data...)
+	}
+	withBody := func(body []byte) []byte { return append(header(wireMagic, len(body)), body...) }
+	for _, tc := range []struct {
+		name string
+		wire []byte
+		want string
+	}{
+		{"bad magic", header(0xdeadbeef, 0), "bad header"},
+		{"too long", header(wireMagic, wireMaxLen+1), "bad header"},
+		{"truncated record header", withBody([]byte{1, 0, 0}), "truncated record"},
+		{"record longer than body", withBody(record(recJoin, 1000, []byte("xxxx"))), "truncated record"},
+		{"unknown record", withBody(record(99, 0, nil)), "unknown record type 99"},
+		{"join without path", withBody(record(recJoin, 4, ne.AppendUint32(nil, unix.CLONE_NEWNET))), "bad join record"},
+		{"join of unknown type", withBody(record(recJoin, 6, append(ne.AppendUint32(nil, 0x1), "/x"...))), "unknown namespace type 0x1"},
+		{"bad unshare", withBody(record(recUnshare, 2, []byte{0, 0})), "bad unshare record"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(self(t), "nsenter-report")
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			s, err := prepare(cmd, Config{}, tc.wire)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				_ = s.Close()
+				t.Fatal(err)
+			}
+			_, err = s.Wait(context.Background())
+			var ce *ChildError
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want a child error containing %q", err, tc.want)
+			}
+			if stdout.Len()+stderr.Len() > 0 {
+				t.Errorf("the child wrote to its stdio: %q %q", stdout.String(), stderr.String())
+			}
+		})
 	}
 }
