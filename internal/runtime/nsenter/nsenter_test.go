@@ -686,3 +686,64 @@ func TestConstructorRejectsMalformedConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestJoinTimeNamespaceByPath chains two sessions: the first creates a
+// holder in new time, pid, mount and uts namespaces (the clone flags of
+// exec.Cmd cannot make a time namespace), the second joins them by path.
+func TestJoinTimeNamespaceByPath(t *testing.T) {
+	testutil.RequireRoot(t)
+	becomeSubreaper(t)
+	dir := t.TempDir()
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outR.Close()
+	cmd := exec.Command(self(t), "nsenter-holder", dir)
+	cmd.Stdin, cmd.Stdout = inR, outW
+	s, err := Prepare(cmd, Config{
+		Namespaces:  []specs.LinuxNamespace{{Type: specs.TimeNamespace}, {Type: specs.PIDNamespace}, {Type: specs.MountNamespace}, {Type: specs.UTSNamespace}},
+		TimeOffsets: map[string]specs.LinuxTimeOffset{"boottime": {Secs: 3600}, "monotonic": {Secs: -5, Nanosecs: 100}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		_ = s.Close()
+		t.Fatal(err)
+	}
+	inR.Close()
+	outW.Close()
+	holderPid, err := s.Wait(context.Background())
+	if err != nil {
+		inW.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		inW.Close()
+		_, _ = unix.Wait4(holderPid, nil, 0, nil)
+	})
+	if line, _ := bufio.NewReader(outR).ReadString('\n'); line != "ready\n" {
+		t.Fatalf("holder did not start: %q", line)
+	}
+
+	h := holderProc{pid: holderPid, mark: dir}
+	o, _ := enter(t, Config{Namespaces: h.paths(specs.TimeNamespace, specs.PIDNamespace, specs.MountNamespace, specs.UTSNamespace)})
+	want := nsOf(t, holderPid)
+	for _, k := range []string{"time", "pid", "mnt", "uts"} {
+		if o.NS[k] != want[k] {
+			t.Errorf("%s namespace: child in %s, holder in %s", k, o.NS[k], want[k])
+		}
+	}
+	offs := strings.Join(strings.Fields(o.TimensOffsets), " ")
+	if offs != "monotonic -5 100 boottime 3600 0" {
+		t.Errorf("timens_offsets %q", offs)
+	}
+	if o.Hostname != holderHostname || !strings.Contains(o.Pid1, "nsenter-holder") {
+		t.Errorf("hostname %q, pid 1 %q: not the holder's namespaces", o.Hostname, o.Pid1)
+	}
+}
