@@ -42,13 +42,6 @@ func (a *asm) newLabel() label {
 // bind places l before the next instruction emitted.
 func (a *asm) bind(l label) { a.nodes = append(a.nodes, node{isLabel: true, lbl: l}) }
 
-// here returns a label bound at the next instruction, for fall-through.
-func (a *asm) here() label {
-	l := a.newLabel()
-	a.bind(l)
-	return l
-}
-
 func (a *asm) loadAbs(off uint32) {
 	a.nodes = append(a.nodes, node{code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, k: off})
 }
@@ -65,11 +58,11 @@ func (a *asm) jump(to label) {
 	a.nodes = append(a.nodes, node{code: unix.BPF_JMP | unix.BPF_JA, to: to})
 }
 
-// fallthrough is the jt or jf of jcond meaning "the next instruction".
+// fallthru is the jt or jf of jcond meaning "the next instruction".
 const fallthru label = 0
 
 // jcond emits "if A <op> k goto jt else goto jf", op one of BPF_JEQ,
-// BPF_JGT, BPF_JGE, BPF_JSET. Either target may be fallthru.
+// BPF_JGT, BPF_JGE. Either target may be fallthru.
 func (a *asm) jcond(op uint16, k uint32, jt, jf label) {
 	var next label
 	if jt == fallthru || jf == fallthru {
