@@ -168,15 +168,15 @@ type Session struct {
 // Then call cmd.Start and Session.Wait; if Start fails, call Close. Errors
 // in cfg wrap errdefs.ErrInvalidArgument.
 func Prepare(cmd *exec.Cmd, cfg Config) (*Session, error) {
-	if !linked {
-		return nil, fmt.Errorf("nsenter: built without cgo, so namespaces cannot be joined before the Go runtime starts: %w", errdefs.ErrNotImplemented)
-	}
 	if cmd.Process != nil {
 		return nil, fmt.Errorf("nsenter: prepare %s: already started: %w", cmd.Path, errdefs.ErrConflict)
 	}
 	wire, err := cfg.encode()
 	if err != nil {
 		return nil, fmt.Errorf("nsenter: %w", err)
+	}
+	if !linked {
+		return nil, fmt.Errorf("nsenter: built without cgo, so namespaces cannot be joined before the Go runtime starts: %w", errdefs.ErrNotImplemented)
 	}
 	return prepare(cmd, cfg, wire)
 }

@@ -110,6 +110,15 @@ func observe() observation {
 	return o
 }
 
+// requireConstructor skips t in a build without cgo, where Prepare
+// refuses (TestPrepareWithoutCgo checks that).
+func requireConstructor(t testing.TB) {
+	t.Helper()
+	if !linked {
+		t.Skip("built without cgo: no constructor (CGO_ENABLED=0)")
+	}
+}
+
 func self(t testing.TB) string {
 	t.Helper()
 	exe, err := os.Executable()
@@ -291,6 +300,7 @@ func enter(t *testing.T, cfg Config) (observation, int) {
 
 func TestJoinAllByPath(t *testing.T) {
 	testutil.RequireRoot(t)
+	requireConstructor(t)
 	becomeSubreaper(t)
 	for _, userns := range []bool{false, true} {
 		t.Run(fmt.Sprintf("userns=%v", userns), func(t *testing.T) {
@@ -334,6 +344,7 @@ func TestJoinAllByPath(t *testing.T) {
 
 func TestJoinWithoutForkKeepsThePid(t *testing.T) {
 	testutil.RequireRoot(t)
+	requireConstructor(t)
 	h := startHolder(t, false)
 	before := openFDs(t)
 	o, pid := enter(t, Config{Namespaces: h.paths(specs.UTSNamespace, specs.NetworkNamespace)})
@@ -354,6 +365,7 @@ func TestJoinWithoutForkKeepsThePid(t *testing.T) {
 
 func TestCreateNewNamespaces(t *testing.T) {
 	testutil.RequireRoot(t)
+	requireConstructor(t)
 	becomeSubreaper(t)
 	h := startHolder(t, false)
 	cfg := Config{
@@ -392,6 +404,7 @@ func TestCreateNewNamespaces(t *testing.T) {
 
 func TestChildErrorsAreReportedAndReaped(t *testing.T) {
 	testutil.RequireRoot(t)
+	requireConstructor(t)
 	uts := fmt.Sprintf("/proc/%d/ns/uts", os.Getpid())
 	for _, tc := range []struct {
 		name      string
@@ -456,6 +469,7 @@ func TestChildErrorsAreReportedAndReaped(t *testing.T) {
 }
 
 func TestBinaryWithoutConstructor(t *testing.T) {
+	requireConstructor(t)
 	// /bin/true ignores the config; Wait must notice instead of hanging.
 	cmd := exec.Command("/bin/true")
 	s, err := Prepare(cmd, Config{Namespaces: []specs.LinuxNamespace{{Type: specs.UTSNamespace, Path: "/proc/self/ns/uts"}}})
@@ -473,6 +487,7 @@ func TestBinaryWithoutConstructor(t *testing.T) {
 }
 
 func TestWaitGivesUpWithContext(t *testing.T) {
+	requireConstructor(t)
 	// sleep never reads its config; the context ends the wait and the
 	// child is killed and reaped.
 	cmd := exec.Command("sleep", "60")
@@ -529,6 +544,7 @@ func TestPrepareRejectsBadConfig(t *testing.T) {
 }
 
 func TestPrepareKeepsOtherExtraFilesAndEnv(t *testing.T) {
+	requireConstructor(t)
 	f, err := os.Open(os.DevNull)
 	if err != nil {
 		t.Fatal(err)
@@ -556,6 +572,7 @@ func BenchmarkJoin(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root")
 	}
+	requireConstructor(b)
 	for _, tc := range []struct {
 		name  string
 		kinds []specs.LinuxNamespaceType
@@ -612,6 +629,7 @@ func openFDs(t *testing.T) int {
 }
 
 func TestCloseAfterFailedStart(t *testing.T) {
+	requireConstructor(t)
 	before := openFDs(t)
 	cmd := exec.Command("/nonexistent/berth-runtime")
 	s, err := Prepare(cmd, Config{Namespaces: []specs.LinuxNamespace{{Type: specs.UTSNamespace, Path: "/proc/self/ns/uts"}}})
@@ -638,6 +656,7 @@ func TestCloseAfterFailedStart(t *testing.T) {
 // TestConstructorRejectsMalformedConfig feeds the C parser bytes Prepare
 // would never write: it must report, not crash or read out of bounds.
 func TestConstructorRejectsMalformedConfig(t *testing.T) {
+	requireConstructor(t)
 	ne := binary.NativeEndian
 	header := func(magic uint32, n int) []byte {
 		return ne.AppendUint32(ne.AppendUint32(nil, magic), uint32(n))
@@ -692,6 +711,7 @@ func TestConstructorRejectsMalformedConfig(t *testing.T) {
 // exec.Cmd cannot make a time namespace), the second joins them by path.
 func TestJoinTimeNamespaceByPath(t *testing.T) {
 	testutil.RequireRoot(t)
+	requireConstructor(t)
 	becomeSubreaper(t)
 	dir := t.TempDir()
 	inR, inW, err := os.Pipe()
@@ -745,5 +765,15 @@ func TestJoinTimeNamespaceByPath(t *testing.T) {
 	}
 	if o.Hostname != holderHostname || !strings.Contains(o.Pid1, "nsenter-holder") {
 		t.Errorf("hostname %q, pid 1 %q: not the holder's namespaces", o.Hostname, o.Pid1)
+	}
+}
+
+func TestPrepareWithoutCgo(t *testing.T) {
+	if linked {
+		t.Skip("built with cgo")
+	}
+	_, err := Prepare(exec.Command("/bin/true"), Config{})
+	if !errors.Is(err, errdefs.ErrNotImplemented) {
+		t.Fatalf("got %v, want not implemented", err)
 	}
 }
