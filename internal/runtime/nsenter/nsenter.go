@@ -244,7 +244,11 @@ func (s *Session) Close() error {
 // child: it is re-parented to the nearest child subreaper, so a caller that
 // must reap it sets PR_SET_CHILD_SUBREAPER first (runc does the same).
 // Without a fork the pid is cmd.Process.Pid, and the caller waits for cmd
-// as usual.
+// as usual. The pid is the one fork returned in cmd's process, so do not
+// also give cmd.SysProcAttr a CLONE_NEWPID: let Config create it.
+//
+// Wait must be called once the command started, since the child blocks
+// until the parent answers its request for uid and gid maps.
 //
 // On error the child has been killed and reaped (with cmd.Wait). A child's
 // own failure wraps its errno (errors.Is(err, fs.ErrNotExist) for a missing
