@@ -18,9 +18,9 @@ import (
 	buildtypes "github.com/moby/moby/api/types/build"
 	containertypes "github.com/moby/moby/api/types/container"
 	imagetypes "github.com/moby/moby/api/types/image"
-	volumetypes "github.com/moby/moby/api/types/volume"
 	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/system"
+	volumetypes "github.com/moby/moby/api/types/volume"
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
