@@ -84,11 +84,15 @@ func newLoginCommand(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				f.Set(server, credentials.Auth{Username: user, Password: password, IdentityToken: res.IdentityToken})
+				if err := f.Set(server, credentials.Auth{Username: user, Password: password, IdentityToken: res.IdentityToken}); err != nil {
+					return err
+				}
 				if err := f.Save(); err != nil {
 					return err
 				}
-				fmt.Fprintln(cmd.ErrOrStderr(), "WARNING! Your password will be stored unencrypted in "+path+".")
+				if f.Helper(server) == "" {
+					fmt.Fprintln(cmd.ErrOrStderr(), "WARNING! Your password will be stored unencrypted in "+path+".")
+				}
 				fmt.Fprintln(cmd.OutOrStdout(), res.Status)
 				return nil
 			})
@@ -141,7 +145,11 @@ func newLogoutCommand(g *globals) *cobra.Command {
 				return err
 			}
 			key := credentials.Key(server)
-			if !f.Delete(server) {
+			found, err := f.Delete(server)
+			if err != nil {
+				return err
+			}
+			if !found {
 				fmt.Fprintf(cmd.OutOrStdout(), "Not logged in to %s\n", key)
 				return nil
 			}

@@ -4,10 +4,12 @@
 // ~/.docker/config.json, whose "auths" map a registry to
 // {"auth": base64("user:password")} (or an identity token).
 //
-// Only the "auths" entries are changed; every other key of the file
-// (credsStore, credHelpers, proxies, aliases…) is written back as it was.
-// Credential helpers (credsStore, credHelpers) are not run: an entry kept
-// by a helper is not found here, and Set still writes to "auths".
+// Credential helpers are honoured as docker does: a registry named in
+// "credHelpers", or every registry when "credsStore" is set, keeps its
+// secret in the helper program docker-credential-<name> (get, store and
+// erase, the JSON protocol of docker/docker-credential-helpers), and
+// "auths" keeps at most an empty entry for it. Every other key of the file
+// (proxies, aliases, psFormat…) is written back as it was.
 //
 // It knows nothing of registries' protocols. It owns the one file it is
 // given, written atomically (temp file, fsync, rename) with mode 0600,
@@ -78,6 +80,9 @@ type File struct {
 	path  string
 	other map[string]json.RawMessage // every key but "auths"
 	auths map[string]entry
+
+	credsStore  string
+	credHelpers map[string]string
 }
 
 type entry struct {
@@ -114,7 +119,29 @@ func Load(path string) (*File, error) {
 		}
 		delete(f.other, "auths")
 	}
+	// Kept in other as well, so they are written back untouched.
+	if raw, ok := f.other["credsStore"]; ok {
+		_ = json.Unmarshal(raw, &f.credsStore)
+	}
+	if raw, ok := f.other["credHelpers"]; ok {
+		_ = json.Unmarshal(raw, &f.credHelpers)
+	}
 	return f, nil
+}
+
+// Helper names the credential helper that keeps host's secret; empty
+// means the secret is stored in the file itself.
+func (f *File) Helper(host string) string { return f.helper(host) }
+
+// helper names the credential helper that keeps host's secret, if any.
+func (f *File) helper(host string) string {
+	want := Key(host)
+	for k, h := range f.credHelpers {
+		if Key(k) == want && h != "" {
+			return h
+		}
+	}
+	return f.credsStore
 }
 
 // Path is the file's location.
@@ -122,6 +149,9 @@ func (f *File) Path() string { return f.path }
 
 // Get returns the credential for registry host, if one is stored.
 func (f *File) Get(host string) (Auth, bool, error) {
+	if h := f.helper(host); h != "" {
+		return helperGet(h, Key(host))
+	}
 	k, e, ok := f.find(host)
 	if !ok {
 		return Auth{}, false, nil
@@ -157,18 +187,32 @@ func (f *File) find(host string) (string, entry, bool) {
 	return "", entry{}, false
 }
 
-// Set stores a credential for host, replacing any other entry for it.
-func (f *File) Set(host string, a Auth) {
-	f.Delete(host)
+// Set stores a credential for host, replacing any other entry for it. With
+// a helper for host, the secret goes to the helper at once and "auths"
+// keeps an empty entry (as docker writes it); otherwise it is kept until
+// Save.
+func (f *File) Set(host string, a Auth) error {
+	if _, err := f.Delete(host); err != nil {
+		return err
+	}
+	if h := f.helper(host); h != "" {
+		if err := helperStore(h, Key(host), a); err != nil {
+			return err
+		}
+		f.auths[Key(host)] = entry{}
+		return nil
+	}
 	e := entry{IdentityToken: a.IdentityToken}
 	if a.Username != "" || a.Password != "" {
 		e.Auth = base64.StdEncoding.EncodeToString([]byte(a.Username + ":" + a.Password))
 	}
 	f.auths[Key(host)] = e
+	return nil
 }
 
-// Delete removes every entry for host and reports whether there was one.
-func (f *File) Delete(host string) bool {
+// Delete removes every entry for host (and erases it from its helper) and
+// reports whether there was one.
+func (f *File) Delete(host string) (bool, error) {
 	want := Key(host)
 	found := false
 	for k := range f.auths {
@@ -177,7 +221,14 @@ func (f *File) Delete(host string) bool {
 			found = true
 		}
 	}
-	return found
+	if h := f.helper(host); h != "" {
+		erased, err := helperErase(h, want)
+		if err != nil {
+			return found, err
+		}
+		found = found || erased
+	}
+	return found, nil
 }
 
 // Save writes the file atomically with mode 0600, creating its directory.

@@ -64,11 +64,13 @@ func TestSetDeleteKeepsOtherKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Set("registry.example.com:443", credentials.Auth{Username: "me", Password: "pw"})
-	if !f.Delete("old.example.com") {
-		t.Fatal("Delete(old.example.com) found nothing")
+	if err := f.Set("registry.example.com:443", credentials.Auth{Username: "me", Password: "pw"}); err != nil {
+		t.Fatal(err)
 	}
-	if f.Delete("nowhere.example.com") {
+	if ok, err := f.Delete("old.example.com"); !ok || err != nil {
+		t.Fatalf("Delete(old.example.com) = %v, %v", ok, err)
+	}
+	if ok, _ := f.Delete("nowhere.example.com"); ok {
 		t.Fatal("Delete of an absent host reported an entry")
 	}
 	if err := f.Save(); err != nil {
