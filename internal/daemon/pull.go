@@ -104,7 +104,7 @@ func (e *Engine) Pull(ctx context.Context, ref string, opts PullOptions) (_ Pull
 	}()
 
 	prog := serialize(opts.Progress)
-	su := &streamUnpack{e: e, ctx: ctx, progress: prog, ready: make(chan struct{})}
+	su := &streamUnpack{e: e, ctx: ctx, platform: platform, progress: prog, ready: make(chan struct{})}
 	res, err := e.Registry().Pull(ctx, named, e.content, distribution.PullOptions{
 		Platform: platform,
 		Auth:     opts.Auth,
@@ -175,6 +175,7 @@ type streamUnpack struct {
 	// ctx is the pull's: the job outlives the download callbacks, whose
 	// context ends when the last blob is in.
 	ctx      context.Context
+	platform ocispec.Platform
 	progress func(distribution.Progress)
 
 	ready   chan struct{} // closed once job or err is set
@@ -190,6 +191,17 @@ func (s *streamUnpack) config(_ context.Context, _ ocispec.Descriptor, raw []byt
 	if err != nil {
 		s.err = err
 		return err
+	}
+	// A single-platform image for another machine fails here, before its
+	// layers are downloaded and unpacked, with the words image.Resolve
+	// would use after. The match is image's own (through SelectManifest).
+	if cfg.OS != "" {
+		have := ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+		one := ocispec.Index{Manifests: []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageManifest, Platform: &have}}}
+		if _, err := image.SelectManifest(one, s.platform); err != nil {
+			s.err = fmt.Errorf("image is for %s, not %s: %w", image.FormatPlatform(have), image.FormatPlatform(s.platform), errdefs.ErrNotFound)
+			return s.err
+		}
 	}
 	s.diffIDs = cfg.RootFS.DiffIDs
 	s.sizes = make([]atomic.Int64, len(s.diffIDs))

@@ -193,3 +193,21 @@ func TestLoginEngine(t *testing.T) {
 		t.Fatalf("bad password: %v, want ErrUnauthorized", err)
 	}
 }
+
+// TestPullWrongPlatform: a single-platform image for another architecture
+// is refused once its config is in, before its layers are downloaded.
+func TestPullWrongPlatform(t *testing.T) {
+	testutil.RequireRoot(t)
+	reg := registry.Start(t, registry.Options{})
+	reg.Seed(t, testutil.Images(t).OCILayout, "test/busybox:latest")
+	proxy := registry.NewProxy(t, reg)
+	e := newRegistryEngine(t)
+	_, err := e.Pull(context.Background(), proxy.Host+"/test/busybox:latest", daemon.PullOptions{Platform: "linux/s390x"})
+	if !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("pull for s390x: %v, want ErrNotFound", err)
+	}
+	t.Logf("error: %v", err)
+	if recs, _ := e.Images().List(context.Background()); len(recs) != 0 {
+		t.Fatalf("%d images recorded", len(recs))
+	}
+}
