@@ -47,9 +47,9 @@ func layoutManifest(t *testing.T) ocispec.Descriptor {
 	return idx.Manifests[0]
 }
 
-// TestPullPushPull pulls the test image, pushes it under another name and
-// pulls that into a fresh engine: the image ID and repo digest survive the
-// round trip, and the second engine's record says where it came from.
+// TestPullPushPull pulls the test image, pushes it under another name,
+// removes it and pulls the pushed name: the image ID, repo digest and size
+// survive the round trip.
 func TestPullPushPull(t *testing.T) {
 	testutil.RequireRoot(t)
 	reg := registry.Start(t, registry.Options{Auth: registry.Basic})
@@ -116,13 +116,20 @@ func TestPullPushPull(t *testing.T) {
 		t.Fatalf("pushed %+v, want digest %s", pushed, want.Digest)
 	}
 
-	fresh := newRegistryEngine(t)
-	back, err := fresh.Pull(ctx, reg.Ref("other/name:v2"), daemon.PullOptions{Auth: auth})
+	// rmi frees the blobs and snapshots; pulling the pushed name brings the
+	// same image back.
+	if _, err := e.ImageRemove(ctx, res.Image.ID.String(), daemon.ImageRemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Content().Info(ctx, res.Image.ID); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("config blob after rmi: %v", err)
+	}
+	back, err := e.Pull(ctx, reg.Ref("other/name:v2"), daemon.PullOptions{Auth: auth})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Image.ID != res.Image.ID || back.Digest != pushed.Digest {
-		t.Fatalf("round trip: id %s digest %s; want %s %s", back.Image.ID, back.Digest, res.Image.ID, pushed.Digest)
+	if back.Image.ID != res.Image.ID || back.Digest != pushed.Digest || back.Image.Size != res.Image.Size {
+		t.Fatalf("round trip: id %s digest %s size %d; want %s %s %d", back.Image.ID, back.Digest, back.Image.Size, res.Image.ID, pushed.Digest, res.Image.Size)
 	}
 }
 
