@@ -1,0 +1,185 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/berth-dev/berth/internal/content"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/snapshot"
+	"github.com/berth-dev/berth/internal/testutil"
+)
+
+func newEngine(t *testing.T) *Engine {
+	t.Helper()
+	e, err := New(context.Background(), Config{Root: t.TempDir(), StorageDriver: "vfs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func loadTestImage(t *testing.T, e *Engine) digest.Digest {
+	t.Helper()
+	f, err := os.Open(testutil.Images(t).DockerArchive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := e.ImageLoad(context.Background(), ImageLoadOptions{Input: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Images[0].ID
+}
+
+func items(res ImageRemoveResult) string {
+	var s []string
+	for _, it := range res.Items {
+		if it.Untagged != "" {
+			s = append(s, "untagged "+it.Untagged)
+		}
+		if it.Deleted != "" {
+			s = append(s, "deleted "+it.Deleted[:19])
+		}
+	}
+	return strings.Join(s, ", ")
+}
+
+func (e *Engine) counts(t *testing.T) (blobs, snaps int) {
+	t.Helper()
+	ctx := context.Background()
+	e.content.Walk(ctx, func(content.Info) error { blobs++; return nil })
+	e.snaps.Walk(ctx, func(snapshot.Info) error { snaps++; return nil })
+	return blobs, snaps
+}
+
+func TestImageRemoveAsDocker(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	e := newEngine(t)
+	id := loadTestImage(t, e)
+	short := id.Encoded()[:12]
+	for _, tag := range []string{"busybox:other", "example.com/bb:1"} {
+		if err := e.ImageTag(ctx, ImageTagOptions{Source: "busybox", Target: tag}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var users []ContainerRef
+	e.imageUsers = func(_ context.Context, got digest.Digest) ([]ContainerRef, error) {
+		if got != id {
+			t.Errorf("asked about %s", got)
+		}
+		return users, nil
+	}
+
+	steps := []struct {
+		name  string
+		ref   string
+		force bool
+		users []ContainerRef
+		want  string
+		err   string
+	}{
+		{"a tag among others untags", "busybox:other", false, nil, "untagged busybox:other", ""},
+		{"an ID in two repositories needs force", short, false, nil, "", "referenced in multiple repositories"},
+		{"a running container blocks even forced", short, true, []ContainerRef{{ID: "c0ffee000000aaaa", Running: true}}, "", "being used by running container c0ffee000000"},
+		{"another tag untags too", "busybox", false, nil, "untagged busybox:latest", ""},
+		{"the last tag of an image a stopped container uses", "example.com/bb:1", false, []ContainerRef{{ID: "c0ffee000000aaaa"}}, "", "must force"},
+		{"forced: untagged but kept for the container", "example.com/bb:1", true, []ContainerRef{{ID: "c0ffee000000aaaa"}}, "untagged example.com/bb:1", ""},
+		{"now by ID, unused", short, false, nil, "deleted sha256:" + id.Encoded()[:12], ""},
+		{"gone", short, false, nil, "", "No such image"},
+	}
+	for _, s := range steps {
+		users = s.users
+		res, err := e.ImageRemove(ctx, s.ref, ImageRemoveOptions{Force: s.force})
+		if s.err != "" {
+			if err == nil || !strings.Contains(err.Error(), s.err) {
+				t.Fatalf("%s: got %v, want %q", s.name, err, s.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if got := items(res); got != s.want {
+			t.Fatalf("%s: %q, want %q", s.name, got, s.want)
+		}
+	}
+	if b, sn := e.counts(t); b != 0 || sn != 0 {
+		t.Errorf("%d blobs, %d snapshots left", b, sn)
+	}
+}
+
+func TestImagePruneKeepsTaggedAndUsed(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	e := newEngine(t)
+	id := loadTestImage(t, e)
+	res, err := e.ImagePrune(ctx, ImagePruneOptions{})
+	if err != nil || len(res.ImagesDeleted) != 0 {
+		t.Fatalf("dangling prune removed a tagged image: %+v %v", res, err)
+	}
+	e.imageUsers = func(context.Context, digest.Digest) ([]ContainerRef, error) {
+		return []ContainerRef{{ID: "abc"}}, nil
+	}
+	if res, err = e.ImagePrune(ctx, ImagePruneOptions{All: true}); err != nil || len(res.ImagesDeleted) != 0 {
+		t.Fatalf("prune -a removed a used image: %+v %v", res, err)
+	}
+	e.imageUsers = func(context.Context, digest.Digest) ([]ContainerRef, error) { return nil, nil }
+	if _, err := e.ImagePrune(ctx, ImagePruneOptions{Filters: Filters{"bogus": {"1"}}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("bad filter: %v", err)
+	}
+	res, err = e.ImagePrune(ctx, ImagePruneOptions{All: true, Filters: Filters{"label": {"org.berth.test=busybox"}}})
+	if err != nil || len(res.ImagesDeleted) != 2 || res.ImagesDeleted[1].Deleted != id.String() || res.SpaceReclaimed == 0 {
+		t.Fatalf("prune -a: %+v %v", res, err)
+	}
+	if b, sn := e.counts(t); b != 0 || sn != 0 {
+		t.Errorf("%d blobs, %d snapshots left", b, sn)
+	}
+}
+
+func TestImageListFilters(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	e := newEngine(t)
+	loadTestImage(t, e)
+	rootfs, err := os.Open(testutil.Images(t).DockerArchive) // any tar will do as a rootfs
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rootfs.Close()
+	imp, err := e.ImageImport(ctx, ImageImportOptions{Source: rootfs, Changes: []string{"LABEL kind=imported"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		filters Filters
+		want    int
+	}{
+		{nil, 2},
+		{Filters{"dangling": {"true"}}, 1},
+		{Filters{"dangling": {"false"}}, 1},
+		{Filters{"label": {"kind"}}, 1},
+		{Filters{"label": {"kind=other"}}, 0},
+		{Filters{"reference": {"busy*"}}, 1},
+		{Filters{"reference": {"busybox:latest"}}, 1},
+		{Filters{"before": {imp.ID.String()}}, 1},
+		{Filters{"since": {"busybox"}}, 1},
+	}
+	for _, tt := range tests {
+		res, err := e.ImageList(ctx, ImageListOptions{Filters: tt.filters})
+		if err != nil {
+			t.Fatalf("%v: %v", tt.filters, err)
+		}
+		if len(res.Images) != tt.want {
+			t.Errorf("%v: %d images, want %d", tt.filters, len(res.Images), tt.want)
+		}
+	}
+}
