@@ -87,6 +87,13 @@ func TestRegistryVerbs(t *testing.T) {
 		t.Fatalf("pull -q: %v %q", err, out)
 	}
 
+	// -a pulls every tag of the repository.
+	reg.Seed(t, testutil.Images(t).OCILayout, "test/busybox:second")
+	out, _, err = runVerb(t, root, newPullCommand, "", "-a", "-q", reg.Ref("test/busybox"))
+	if err != nil || !strings.Contains(out, reg.Ref("test/busybox:second")) || !strings.Contains(out, reg.Ref("test/busybox:latest")) {
+		t.Fatalf("pull -a: %v\n%s", err, out)
+	}
+
 	// Push under the name it was pulled by: every blob is there already.
 	out, _, err = runVerb(t, root, newPushCommand, "", reg.Ref("test/busybox:latest"))
 	if err != nil {
