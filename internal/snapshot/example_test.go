@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/berth-dev/berth/internal/mount"
+	"github.com/berth-dev/berth/internal/snapshot"
 	"github.com/berth-dev/berth/internal/snapshot/drivers"
 )
 
@@ -15,6 +16,7 @@ import (
 // run as a test: it needs root; snapshottest covers the same ground.)
 func ExampleSnapshotter() {
 	ctx := context.Background()
+	var sn snapshot.Snapshotter
 	sn, driver, err := drivers.Open(ctx, drivers.Options{Root: "/var/lib/berth"})
 	if err != nil {
 		panic(err)
