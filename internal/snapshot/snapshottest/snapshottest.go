@@ -45,6 +45,7 @@ func Run(t *testing.T, factory Factory) {
 		{"RemoveFreesDisk", testRemoveFrees},
 		{"Errors", testErrors},
 		{"MountsOfExisting", testMounts},
+		{"RemoveUnreferenced", testRemoveUnreferenced},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -498,4 +499,33 @@ func testCrash(t *testing.T, factory Factory) {
 		t.Fatal(err)
 	}
 	wantTree(t, ms, "f=a")
+}
+
+func testRemoveUnreferenced(t *testing.T, ctx context.Context, sn snapshot.Snapshotter, _ string) {
+	// Two images sharing a base: img1 = base+a, img2 = base+b+c; a
+	// container runs on d, whose image is gone.
+	layer(t, ctx, sn, "base", "", func(string) {})
+	layer(t, ctx, sn, "a", "base", func(string) {})
+	layer(t, ctx, sn, "b", "base", func(string) {})
+	layer(t, ctx, sn, "c", "b", func(string) {})
+	layer(t, ctx, sn, "d", "", func(string) {})
+	if _, err := sn.Prepare(ctx, "container", "d"); err != nil {
+		t.Fatal(err)
+	}
+	// img2 is removed: c and b go; base stays for a; d stays for the container.
+	keep := map[string]bool{"a": true}
+	removed, err := snapshot.RemoveUnreferenced(ctx, sn, func(n string) bool { return keep[n] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(removed)
+	if !slices.Equal(removed, []string{"b", "c"}) {
+		t.Fatalf("removed %q, want b and c", removed)
+	}
+	var left []string
+	_ = sn.Walk(ctx, func(i snapshot.Info) error { left = append(left, i.Name); return nil })
+	sort.Strings(left)
+	if !slices.Equal(left, []string{"a", "base", "container", "d"}) {
+		t.Fatalf("left %q", left)
+	}
 }
