@@ -13,6 +13,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -163,7 +164,10 @@ func (c *Client) getManifest(ctx context.Context, puller *remote.Puller, ref nam
 	)
 	for attempt := 0; ; attempt++ {
 		d, err = puller.Get(ctx, ref)
-		if err == nil || attempt >= c.cfg.Retries || !retryable(err) {
+		// Error answers were retried by the transport already; a manifest
+		// body that broke off is fetched again here.
+		var te *transport.Error
+		if err == nil || attempt >= c.cfg.Retries || !retryable(err) || errors.As(err, &te) {
 			break
 		}
 		if err := c.backoff(ctx, attempt+1); err != nil {
@@ -281,9 +285,12 @@ func (c *Client) fetchBlob(ctx context.Context, puller *remote.Puller, repo name
 			// Another pull committed it meanwhile.
 			return 0, nil
 		}
-		if attempt >= c.cfg.Retries || !retryable(err) || ctx.Err() != nil {
+		// Error answers (5xx) were already retried by the transport; here
+		// only transfers that broke off mid-body are tried again.
+		var te *transport.Error
+		if attempt >= c.cfg.Retries || !retryable(err) || errors.As(err, &te) || ctx.Err() != nil {
 			if attempt > 0 {
-				return 0, fmt.Errorf("%w (gave up after %d tries)", classify(err), attempt+1)
+				return 0, fmt.Errorf("gave up after %d tries: %w", attempt+1, classify(err))
 			}
 			return 0, classify(err)
 		}
