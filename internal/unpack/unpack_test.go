@@ -165,9 +165,9 @@ func compareMounted(t *testing.T, ms []mount.Mount, want []string) {
 }
 
 func TestUnpackTestImageMatchesRootfs(t *testing.T) {
-	images := testutil.Images(t)
-	want := listing(t, images.Rootfs)
 	forEachDriver(t, func(t *testing.T, ctx context.Context, sn snapshot.Snapshotter) {
+		images := testutil.Images(t)
+		want := listing(t, images.Rootfs)
 		layers := ociLayers(t, images.OCILayout)
 		top, err := New(sn).Unpack(ctx, layers)
 		if err != nil {
@@ -436,8 +436,8 @@ func TestBadInput(t *testing.T) {
 // The way back: what a container changed, as a layer, applied on the
 // parent, gives the container's tree.
 func TestDiffRoundTrip(t *testing.T) {
-	images := testutil.Images(t)
 	forEachDriver(t, func(t *testing.T, ctx context.Context, sn snapshot.Snapshotter) {
+		images := testutil.Images(t)
 		layers := ociLayers(t, images.OCILayout)
 		top, err := New(sn).Unpack(ctx, layers)
 		if err != nil {
