@@ -113,6 +113,24 @@ type row struct {
 	note             string
 }
 
+// tool is one contender in a scenario: before runs untimed ahead of every
+// timed run (to make a pull cold again, say).
+type tool struct {
+	before func() error
+	run    func() error
+}
+
+func (t tool) timed() (time.Duration, error) {
+	if t.before != nil {
+		if err := t.before(); err != nil {
+			return 0, fmt.Errorf("prepare: %w", err)
+		}
+	}
+	start := time.Now()
+	err := t.run()
+	return time.Since(start), err
+}
+
 func measure(env *env, sc scenario, pairs, warmup int) ([]row, error) {
 	berth, refs, cleanup, err := sc.setup(env)
 	if err != nil {
@@ -128,7 +146,7 @@ func measure(env *env, sc scenario, pairs, warmup int) ([]row, error) {
 	}
 	sort.Strings(names)
 	for range warmup {
-		if _, err := timed(berth); err != nil {
+		if _, err := berth.timed(); err != nil {
 			return nil, fmt.Errorf("berth warm-up: %w", err)
 		}
 		for _, n := range names {
@@ -136,7 +154,7 @@ func measure(env *env, sc scenario, pairs, warmup int) ([]row, error) {
 			if !ok {
 				continue
 			}
-			if _, err := timed(fn); err != nil {
+			if _, err := fn.timed(); err != nil {
 				delete(refs, n)
 				fmt.Fprintf(os.Stderr, "  %s dropped: %v\n", n, err)
 			}
@@ -150,7 +168,7 @@ func measure(env *env, sc scenario, pairs, warmup int) ([]row, error) {
 	}
 	var berthTimes []time.Duration
 	for range pairs {
-		d, err := timed(berth)
+		d, err := berth.timed()
 		if err != nil {
 			return nil, fmt.Errorf("berth: %w", err)
 		}
@@ -160,7 +178,7 @@ func measure(env *env, sc scenario, pairs, warmup int) ([]row, error) {
 			if !ok {
 				continue
 			}
-			d, err := timed(refs[n])
+			d, err := refs[n].timed()
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", n, err)
 			}
@@ -175,12 +193,6 @@ func measure(env *env, sc scenario, pairs, warmup int) ([]row, error) {
 		}
 	}
 	return out, nil
-}
-
-func timed(fn func() error) (time.Duration, error) {
-	start := time.Now()
-	err := fn()
-	return time.Since(start), err
 }
 
 func median(ds []time.Duration) time.Duration {

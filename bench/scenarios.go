@@ -14,9 +14,11 @@ import (
 
 // env is what every scenario shares: built binaries and the test image.
 type env struct {
-	repo   string
-	tmp    string
-	bundle string // busybox bundle with /bin/true and an absolute rootfs
+	repo    string
+	tmp     string
+	bundle  string    // busybox bundle with /bin/true and an absolute rootfs
+	img     *imageEnv // started on first use by an image scenario
+	closers []func()
 }
 
 func newEnv() (*env, error) {
@@ -40,7 +42,12 @@ func newEnv() (*env, error) {
 	return e, nil
 }
 
-func (e *env) close() { _ = os.RemoveAll(e.tmp) }
+func (e *env) close() {
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		e.closers[i]()
+	}
+	_ = os.RemoveAll(e.tmp)
+}
 
 func (e *env) bin(name string) string { return filepath.Join(e.repo, "bin", name) }
 
@@ -72,13 +79,16 @@ func writeBundle(dir, from, rootfs string, args ...string) error {
 // available reference's command, and a cleanup.
 type scenario struct {
 	name  string
-	setup func(e *env) (berth func() error, refs map[string]func() error, cleanup func(), err error)
+	setup func(e *env) (berth tool, refs map[string]tool, cleanup func(), err error)
 }
 
 func scenarios() []scenario {
 	return []scenario{
 		{name: "runtime: run busybox /bin/true", setup: runtimeRun(1)},
 		{name: "runtime: 100× create/start/delete", setup: runtimeCycle(100)},
+		{name: "images: pull 150 MB, 3 layers, cold", setup: imagePull},
+		{name: "images: push 150 MB, 3 layers", setup: imagePush},
+		{name: "images: load 150 MB tarball", setup: imageLoad},
 	}
 }
 
@@ -129,23 +139,23 @@ func runtimes(e *env) (*ociRuntime, map[string]*ociRuntime, error) {
 	return mk("berth", berth), refs, nil
 }
 
-func runtimeRun(n int) func(e *env) (func() error, map[string]func() error, func(), error) {
-	return func(e *env) (func() error, map[string]func() error, func(), error) {
+func runtimeRun(n int) func(e *env) (tool, map[string]tool, func(), error) {
+	return func(e *env) (tool, map[string]tool, func(), error) {
 		b, refs, err := runtimes(e)
 		if err != nil {
-			return nil, nil, nil, err
+			return tool{}, nil, nil, err
 		}
-		run := func(r *ociRuntime) func() error {
-			return func() error {
+		run := func(r *ociRuntime) tool {
+			return tool{run: func() error {
 				for range n {
 					if err := r.cmd("run", "--bundle", e.bundle, r.nextID()); err != nil {
 						return err
 					}
 				}
 				return nil
-			}
+			}}
 		}
-		fns := map[string]func() error{}
+		fns := map[string]tool{}
 		for name, r := range refs {
 			fns[name] = run(r)
 		}
@@ -153,14 +163,14 @@ func runtimeRun(n int) func(e *env) (func() error, map[string]func() error, func
 	}
 }
 
-func runtimeCycle(n int) func(e *env) (func() error, map[string]func() error, func(), error) {
-	return func(e *env) (func() error, map[string]func() error, func(), error) {
+func runtimeCycle(n int) func(e *env) (tool, map[string]tool, func(), error) {
+	return func(e *env) (tool, map[string]tool, func(), error) {
 		b, refs, err := runtimes(e)
 		if err != nil {
-			return nil, nil, nil, err
+			return tool{}, nil, nil, err
 		}
-		cycle := func(r *ociRuntime) func() error {
-			return func() error {
+		cycle := func(r *ociRuntime) tool {
+			return tool{run: func() error {
 				for range n {
 					id := r.nextID()
 					if err := r.cmd("create", "--bundle", e.bundle, id); err != nil {
@@ -175,9 +185,9 @@ func runtimeCycle(n int) func(e *env) (func() error, map[string]func() error, fu
 					}
 				}
 				return nil
-			}
+			}}
 		}
-		fns := map[string]func() error{}
+		fns := map[string]tool{}
 		for name, r := range refs {
 			fns[name] = cycle(r)
 		}

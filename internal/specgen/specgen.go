@@ -300,7 +300,7 @@ func security(s *specs.Spec, in Input, host *container.HostConfig) error {
 		return nil
 	}
 	if profile != "" && profile != "builtin" {
-		p, err := ParseSeccompProfile([]byte(profile))
+		p, err := seccomp.ParseProfile([]byte(profile))
 		if err != nil {
 			return fmt.Errorf("--security-opt seccomp: %w", err)
 		}
