@@ -40,6 +40,10 @@ type Config struct {
 	Backoff time.Duration
 	// UserAgent is sent with every request; empty means "berth".
 	UserAgent string
+	// CertsDir holds per-registry TLS settings laid out as docker's
+	// /etc/docker/certs.d (<host[:port]>/*.crt CAs, *.cert/*.key client
+	// pairs); empty means none. Ignored when Transport is set.
+	CertsDir string
 }
 
 // AuthConfig is a registry credential, the same fields as docker's
@@ -92,6 +96,9 @@ func New(cfg Config) *Client {
 		// default two idle connections per host to be reused.
 		t.MaxIdleConnsPerHost = 16
 		base = t
+		if cfg.CertsDir != "" {
+			base = &certsTransport{dir: cfg.CertsDir, base: t, byHost: map[string]http.RoundTripper{}, errs: map[string]error{}}
+		}
 	}
 	c := &Client{cfg: cfg}
 	c.base = &guard{inner: base, allowHTTP: c.insecure}

@@ -433,3 +433,42 @@ func TestTags(t *testing.T) {
 		t.Fatalf("tags %v, want [a b]", tags)
 	}
 }
+
+// TestPullTLS pulls from a registry that speaks only HTTPS with a
+// certificate from a private CA: refused until the CA is in the registry's
+// certs.d directory, as docker's /etc/docker/certs.d/<host>/ca.crt.
+func TestPullTLS(t *testing.T) {
+	reg := registry.Start(t, registry.Options{TLS: true, Auth: registry.Basic})
+	reg.Seed(t, testutil.Images(t).OCILayout, "test/busybox:latest")
+	auth := &distribution.AuthConfig{Username: reg.User, Password: reg.Password}
+	ref := mustRef(t, reg.Ref("test/busybox:latest"))
+
+	_, err := fastClient().Pull(context.Background(), ref, newStore(t), distribution.PullOptions{Auth: auth})
+	if err == nil {
+		t.Fatal("pull trusted a certificate from an unknown CA")
+	}
+	t.Logf("untrusted: %v", err)
+
+	certs := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(certs, reg.Host), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := os.ReadFile(reg.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(certs, reg.Host, "ca.crt"), ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := distribution.New(distribution.Config{CertsDir: certs, Backoff: 10 * time.Millisecond})
+	res, err := c.Pull(context.Background(), ref, newStore(t), distribution.PullOptions{Auth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Target.Digest != testManifest(t).Digest {
+		t.Fatalf("digest %s", res.Target.Digest)
+	}
+	if err := c.Login(context.Background(), reg.Host, *auth); err != nil {
+		t.Fatalf("login over TLS: %v", err)
+	}
+}

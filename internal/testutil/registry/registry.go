@@ -37,7 +37,10 @@ const (
 
 // Options configure Start. The zero value is an anonymous registry.
 type Options struct {
-	Auth     Auth
+	Auth Auth
+	// TLS serves HTTPS with a certificate for 127.0.0.1 and localhost,
+	// signed by a throwaway CA (Registry.CAFile).
+	TLS      bool
 	User     string // default "berth"
 	Password string // default "s3cret"
 }
@@ -52,6 +55,12 @@ type Registry struct {
 	Dir string
 	// TokenServer is set when Auth is Token.
 	TokenServer *TokenServer
+	// CAFile is the PEM certificate of the CA that signed the registry's
+	// TLS certificate (Options.TLS), for clients to trust.
+	CAFile string
+
+	tlsConf string
+	client  *http.Client
 
 	cmd    *exec.Cmd
 	waitCh chan error
@@ -93,6 +102,13 @@ func Start(t testing.TB, opts Options) *Registry {
 		r.TokenServer = ts
 		authConf = fmt.Sprintf("auth:\n  token:\n    realm: %s\n    service: %s\n    issuer: %s\n    rootcertbundle: %s\n",
 			ts.Realm, tokenService, tokenIssuer, ts.certFile)
+	}
+
+	r.client = http.DefaultClient
+	if opts.TLS {
+		if err := r.makeCerts(); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	var lastErr error
@@ -141,7 +157,7 @@ storage:
 http:
   addr: %s
   secret: %s
-%s`, filepath.Join(r.Dir, "storage"), r.Host, hex.EncodeToString(secret), authConf)
+%s%s`, filepath.Join(r.Dir, "storage"), r.Host, hex.EncodeToString(secret), r.tlsConf, authConf)
 	confFile := filepath.Join(r.Dir, "config.yml")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		return err
@@ -172,7 +188,7 @@ http:
 			return fmt.Errorf("exited early: %v: %s", err, tail(b, 2000))
 		default:
 		}
-		resp, err := http.Get("http://" + r.Host + "/v2/")
+		resp, err := r.client.Get(r.URL() + "/v2/")
 		if err == nil {
 			resp.Body.Close()
 			// 200 anonymous, 401 with auth: either way it serves.
@@ -189,6 +205,9 @@ http:
 }
 
 func (r *Registry) stop() {
+	if t, ok := r.client.Transport.(*http.Transport); ok {
+		t.CloseIdleConnections()
+	}
 	if r.cmd == nil {
 		return
 	}
@@ -198,6 +217,14 @@ func (r *Registry) stop() {
 	case <-time.After(5 * time.Second):
 	}
 	r.cmd = nil
+}
+
+// URL is the registry's base URL: http://HOST, or https://HOST with TLS.
+func (r *Registry) URL() string {
+	if r.tlsConf != "" {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
 }
 
 // Ref returns "HOST/repo" for a repository path such as "test/busybox:1".
