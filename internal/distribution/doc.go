@@ -28,10 +28,13 @@
 // Layer callback decides), the image store's names and tags (the daemon
 // records the result), where credentials live (package credentials reads
 // and writes docker's config.json; the caller passes an AuthConfig), and
-// anything about containers. It owns nothing on disk.
+// anything about containers. It owns nothing on disk (it only reads
+// Config.CertsDir).
 //
 // Plain HTTP is used only for loopback registries (localhost, 127.0.0.0/8,
 // ::1) and those configured insecure; any other request over http is
 // refused, even where go-containerregistry would fall back to it (it does
 // for RFC 1918 addresses), so credentials never cross a network in clear.
+// HTTPS trusts the system's CAs, plus, per registry, those in the
+// Config.CertsDir directory laid out as docker's /etc/docker/certs.d.
 package distribution
