@@ -156,7 +156,9 @@ func (c *Client) pull(ctx context.Context, ref reference.Named, store Store, opt
 
 // getManifest fetches a manifest or index and checks its media type is one
 // berth knows. go-containerregistry checks the bytes against the digest
-// when the reference has one, and against Docker-Content-Digest otherwise.
+// when the reference has one; for a tag, the digest is computed from the
+// bytes received (the Docker-Content-Digest header is not trusted), so the
+// repo digest always names exactly what was stored.
 func (c *Client) getManifest(ctx context.Context, puller *remote.Puller, ref name.Reference) (ocispec.Descriptor, []byte, error) {
 	var (
 		d   *remote.Descriptor
