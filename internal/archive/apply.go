@@ -323,6 +323,9 @@ func (a *applier) entry(hdr *tar.Header, body io.Reader) error {
 	case tar.TypeXGlobalHeader:
 		return nil
 	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+	case tar.TypeGNUSparse:
+		// archive/tar fills the holes in as it reads: a regular file.
+		hdr.Typeflag = tar.TypeReg
 	default:
 		return fmt.Errorf("unsupported tar entry type %q: %w", hdr.Typeflag, errdefs.ErrInvalidArgument)
 	}

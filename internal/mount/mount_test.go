@@ -48,7 +48,7 @@ func mustWrite(t *testing.T, p, s string) {
 
 func TestBindReadOnly(t *testing.T) {
 	testutil.RequireRoot(t)
-	src, dst := t.TempDir(), t.TempDir()
+	src := t.TempDir()
 	mustWrite(t, filepath.Join(src, "f"), "x")
 	err := WithTempMount(context.Background(), []Mount{{Type: "bind", Source: src, Options: []string{"rbind", "ro"}}}, func(root string) error {
 		if b, err := os.ReadFile(filepath.Join(root, "f")); err != nil || string(b) != "x" {
@@ -62,7 +62,6 @@ func TestBindReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = dst
 }
 
 // overlayOf builds n lower layers under base, each with a file naming its

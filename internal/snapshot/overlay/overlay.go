@@ -39,6 +39,11 @@ var (
 // (conventionally <root>/snapshots/overlay). It does not check that overlay
 // works there; Supported does.
 func New(ctx context.Context, dir string) (*Snapshotter, error) {
+	// Layer paths go into lowerdir=a:b:c and the comma-separated mount
+	// data, which have no escaping berth uses.
+	if strings.ContainsAny(dir, ":,") {
+		return nil, fmt.Errorf("overlay snapshotter in %q: the path may not contain ':' or ',': %w", dir, errdefs.ErrInvalidArgument)
+	}
 	st, err := meta.Open(ctx, dir)
 	if err != nil {
 		return nil, err
