@@ -222,13 +222,19 @@ func (c *Client) fetchAll(ctx context.Context, puller *remote.Puller, repo name.
 		if isConfig {
 			what = fmt.Sprintf("config %s", desc.Digest)
 		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return
+		// The config skips the queue: it is small, and the unpacker
+		// waits for its diff IDs before it can take any layer.
+		if !isConfig {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
 		}
 		n, err := c.fetchBlob(ctx, puller, repo, store, desc, isConfig, rep)
-		<-sem
+		if !isConfig {
+			<-sem
+		}
 		if err != nil {
 			fail(fmt.Errorf("fetch %s: %w", what, err))
 			return
