@@ -166,7 +166,8 @@ func (c *Client) remoteOptions(ctx context.Context, auth *AuthConfig, base http.
 		remote.WithContext(ctx),
 		remote.WithTransport(base),
 		remote.WithAuth(auth.authenticator()),
-		remote.WithJobs(c.cfg.Jobs),
+		// One more than our own queue: the config is fetched beside it.
+		remote.WithJobs(c.cfg.Jobs + 1),
 		remote.WithUserAgent(c.cfg.UserAgent),
 		remote.WithRetryBackoff(remote.Backoff{Duration: c.cfg.Backoff, Factor: 2, Jitter: 0.1, Steps: c.cfg.Retries + 1}),
 		remote.WithRetryPredicate(retryable),
