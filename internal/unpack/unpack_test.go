@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
@@ -553,6 +555,86 @@ func TestConcurrentUnpacksOfSharedLayers(t *testing.T) {
 		_ = sn.Walk(ctx, func(i snapshot.Info) error { names = append(names, i.Name); return nil })
 		if len(names) != 4 {
 			t.Fatalf("snapshots %q, want the 4 layers once each", names)
+		}
+	})
+}
+
+// An image of 128 layers: each unpacks into its own snapshot and the
+// container's overlay over all of them (more than a page of mount options)
+// mounts.
+func TestDeepImage(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, ctx context.Context, sn snapshot.Snapshotter) {
+		// The page limit is overlay's; the copy driver copies every parent
+		// for each layer, so a shorter chain keeps its run short.
+		n := 128
+		if _, ok := sn.(snapshot.Stacker); !ok {
+			n = 16
+		}
+		var layers []Layer
+		var opens atomic.Int32
+		for i := range n {
+			b, d := layerTar(t, fmt.Sprintf("f%03d", i), "top")
+			layers = append(layers, counted(b, d, &opens))
+		}
+		top, err := New(sn).Unpack(ctx, layers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms, err := sn.Prepare(ctx, "container", top.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = mount.WithTempMount(ctx, ms, func(root string) error {
+			entries, err := os.ReadDir(root)
+			if err != nil {
+				return err
+			}
+			if len(entries) != n+1 {
+				return fmt.Errorf("%d entries, want %d files and top", len(entries), n)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// Layers of one image may each be plain, gzip or zstd.
+func TestMixedCompression(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, ctx context.Context, sn snapshot.Snapshotter) {
+		plain, d0 := layerTar(t, "plain")
+		g, d1 := layerTar(t, "gzip")
+		z, d2 := layerTar(t, "zstd")
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		_, _ = zw.Write(g)
+		_ = zw.Close()
+		enc, err := zstd.NewWriter(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zs := enc.EncodeAll(z, nil)
+		_ = enc.Close()
+		var opens atomic.Int32
+		top, err := New(sn).Unpack(ctx, []Layer{counted(plain, d0, &opens), counted(gz.Bytes(), d1, &opens), counted(zs, d2, &opens)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := sn.View(ctx, "v", top.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = mount.WithTempMount(ctx, v, func(root string) error {
+			for _, n := range []string{"plain", "gzip", "zstd"} {
+				if _, err := os.Stat(filepath.Join(root, n)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	})
 }
