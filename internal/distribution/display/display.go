@@ -54,11 +54,13 @@ func (d *Display) Update(p distribution.Progress) {
 		}
 	}
 	changed := l.p.Status != p.Status
-	if l.started.IsZero() && (p.Status == distribution.StatusDownloading || p.Status == distribution.StatusPushing) {
+	// Each moving phase (download or push, then extraction) has its own
+	// rate, measured from the phase's first update.
+	if changed && moving(p.Status) {
 		l.started = p.Time
 	}
 	l.p = p
-	line := format(l)
+	line := format(l, !d.terminal)
 	if d.terminal {
 		if line == l.line {
 			return
@@ -83,15 +85,20 @@ func (d *Display) index(id string) int {
 	return 0
 }
 
-// format is "ID: Status [bar] cur/total rate", as much as applies.
-func format(l *layer) string {
+func moving(s distribution.Status) bool {
+	return s == distribution.StatusDownloading || s == distribution.StatusPushing || s == distribution.StatusExtracting
+}
+
+// format is "ID: Status [bar] cur/total rate", as much as applies; plain
+// lines (printed once per status) carry no bar.
+func format(l *layer, plain bool) string {
 	p := l.p
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s", p.ID, p.Status)
 	if p.Detail != "" && p.Status == distribution.StatusMounted {
 		fmt.Fprintf(&b, " %s", p.Detail)
 	}
-	moving := p.Status == distribution.StatusDownloading || p.Status == distribution.StatusPushing || p.Status == distribution.StatusExtracting
+	moving := moving(p.Status) && !plain
 	if moving && p.Total > 0 {
 		const width = 50
 		n := int(int64(width) * p.Current / p.Total)
