@@ -116,6 +116,18 @@ func (r *ociRuntime) cmd(args ...string) error {
 	return nil
 }
 
+// deleteAll force-deletes every container left in the runtime's state
+// root (each runtime keeps one directory per container id there), so a
+// failed run leaves no process or cgroup behind.
+func (r *ociRuntime) deleteAll() {
+	entries, _ := os.ReadDir(r.root)
+	for _, e := range entries {
+		if e.IsDir() {
+			_ = r.cmd("delete", "--force", e.Name())
+		}
+	}
+}
+
 func (r *ociRuntime) nextID() string {
 	r.n++
 	return fmt.Sprintf("bench-%d-%d", os.Getpid(), r.n)
@@ -128,7 +140,9 @@ func runtimes(e *env) (*ociRuntime, map[string]*ociRuntime, error) {
 		return nil, nil, fmt.Errorf("berth-runtime not built (make build): %w", err)
 	}
 	mk := func(name, path string) *ociRuntime {
-		return &ociRuntime{path: path, root: filepath.Join(e.tmp, "state-"+name)}
+		r := &ociRuntime{path: path, root: filepath.Join(e.tmp, "state-"+name)}
+		e.closers = append(e.closers, r.deleteAll)
+		return r
 	}
 	refs := map[string]*ociRuntime{}
 	for _, name := range []string{"runc", "crun"} {
