@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
-	evtypes "github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/container"
+	evtypes "github.com/moby/moby/api/types/events"
 
 	"github.com/berth-dev/berth/internal/distribution"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -653,4 +653,3 @@ func TestMuxWriterFrames(t *testing.T) {
 		t.Errorf("frame % x", b)
 	}
 }
-
