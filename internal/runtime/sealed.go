@@ -40,6 +40,10 @@ func sealedExe() (*os.File, error) {
 	return os.NewFile(uintptr(fd), exe), nil
 }
 
+// initBinary overrides the binary re-exec'd as the init (tests use it to
+// point at a copy they can check afterwards).
+var initBinary string
+
 var selfExeOnce struct {
 	sync.Once
 	path string
@@ -47,6 +51,9 @@ var selfExeOnce struct {
 }
 
 func selfExe() (string, error) {
+	if initBinary != "" {
+		return initBinary, nil
+	}
 	selfExeOnce.Do(func() {
 		selfExeOnce.path, selfExeOnce.err = os.Readlink("/proc/self/exe")
 	})
