@@ -22,7 +22,7 @@ build:
 	CGO_ENABLED=1 $(GO) build $(BUILDFLAGS) -o bin/ $$($(GO) list ./cmd/... 2>/dev/null)
 
 # Debian packages the tests and benchmarks use; installed only if missing.
-DEB_PACKAGES := busybox-static skopeo docker-registry runc crun umoci nftables iproute2 hyperfine
+DEB_PACKAGES := busybox-static skopeo docker-registry runc crun umoci podman docker.io nftables iproute2 hyperfine wrk
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
