@@ -431,13 +431,16 @@ func (l *loader) dockerImage(ctx context.Context, e dockerManifestEntry) (Loaded
 		if diffID != cfg.RootFS.DiffIDs[i] {
 			return LoadedImage{}, fmt.Errorf("layer %d (%s): diff ID %s, expected %s: %w", i, name, diffID, cfg.RootFS.DiffIDs[i], errdefs.ErrInvalidArgument)
 		}
+		ly := image.Layer{Blob: d, DiffID: diffID, ChainID: chains[i]}
 		if compressed {
 			d.MediaType = image.MediaTypeDockerLayerGzip
+			ly.Blob = d
 		} else {
+			ly.Size = d.Size
 			size += d.Size
 		}
 		man.Layers = append(man.Layers, d)
-		rec.Layers = append(rec.Layers, image.Layer{Blob: d, DiffID: diffID, ChainID: chains[i]})
+		rec.Layers = append(rec.Layers, ly)
 	}
 	mb, err := json.Marshal(man)
 	if err != nil {
@@ -528,7 +531,11 @@ func (l *loader) ociLayout(ctx context.Context, p ocispec.Platform) ([]LoadedIma
 				}
 				size += ld.Size
 			}
-			rec.Layers = append(rec.Layers, image.Layer{Blob: ld, DiffID: r.Config.RootFS.DiffIDs[j], ChainID: chains[j]})
+			ly := image.Layer{Blob: ld, DiffID: r.Config.RootFS.DiffIDs[j], ChainID: chains[j]}
+			if ld.Digest == ly.DiffID {
+				ly.Size = ld.Size
+			}
+			rec.Layers = append(rec.Layers, ly)
 		}
 		rec.Size = size
 		if name := ociName(d); name != "" {
