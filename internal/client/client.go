@@ -156,10 +156,9 @@ func (c *Client) url(req request) string {
 	if !req.raw {
 		p = "/v" + c.APIVersion() + p
 	}
+	// Always "http": for tcp+TLS the dialer has done the handshake, and
+	// the transport speaks HTTP/1.1 over the connection it returns.
 	u := url.URL{Scheme: "http", Host: "berth", Path: p}
-	if c.tls != nil {
-		u.Scheme = "https"
-	}
 	if len(req.query) > 0 {
 		u.RawQuery = req.query.Encode()
 	}

@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/internal/client"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestDaemonRefusesBadSettings: settings that would be unsafe or
+// ambiguous stop the daemon before it creates anything.
+func TestDaemonRefusesBadSettings(t *testing.T) {
+	dir := t.TempDir()
+	unknown := filepath.Join(dir, "unknown.json")
+	os.WriteFile(unknown, []byte(`{"root": "/x", "bogus-key": 1}`), 0o644)
+	both := filepath.Join(dir, "both.json")
+	os.WriteFile(both, []byte(`{"exec-root": "/x"}`), 0o644)
+	empty := filepath.Join(dir, "empty.json")
+	os.WriteFile(empty, []byte(`{}`), 0o644)
+	port := strconv.Itoa(freePort(t))
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"plain tcp on all addresses", []string{"-H", "tcp://0.0.0.0:" + port, "--config-file", empty}, "refusing to serve the API on a non-loopback address"},
+		{"tlsverify without ca", []string{"-H", "tcp://0.0.0.0:" + port, "--tlsverify", "--tlscert", "c", "--tlskey", "k", "--config-file", empty}, "needs --tlscacert"},
+		{"bad scheme", []string{"-H", "fd://", "--config-file", empty}, "want unix:///path or tcp://host:port"},
+		{"unknown config key", []string{"--config-file", unknown}, `unknown field "bogus-key"`},
+		{"key as flag and in file", []string{"--config-file", both, "--exec-root", filepath.Join(dir, "run2")}, "specified both as a flag and in the configuration file: exec-root"},
+		{"missing config file", []string{"--config-file", filepath.Join(dir, "none.json")}, "no such file"},
+		{"bad log level", []string{"--config-file", empty, "--log-level", "loud"}, "--log-level"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			execRoot := filepath.Join(dir, "run-"+strings.ReplaceAll(tc.name, " ", "-"))
+			args := append([]string{"daemon", "--root", filepath.Join(dir, "root"), "--exec-root", execRoot}, tc.args...)
+			if tc.name == "key as flag and in file" {
+				args = append([]string{"daemon", "--root", filepath.Join(dir, "root")}, tc.args...)
+			}
+			r := run(t, nil, nil, bins.berth, args...)
+			if r.Code != 125 || !strings.Contains(r.Stderr, tc.want) {
+				t.Errorf("want exit 125 and %q: %s", tc.want, r)
+			}
+			for _, p := range []string{execRoot, filepath.Join(dir, "root")} {
+				if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s was created", p)
+				}
+			}
+		})
+	}
+}
+
+// certs writes a CA, a server certificate for 127.0.0.1 and a client
+// certificate, all signed by the CA, into dir (the names docker's
+// DOCKER_CERT_PATH wants: ca.pem, cert.pem, key.pem for the client).
+func certs(t *testing.T, dir string) (caFile, serverCert, serverKey string) {
+	t.Helper()
+	now := time.Now()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "berth test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	leaf := func(serial int64, usage x509.ExtKeyUsage, certName, keyName string) (string, string) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: certName},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			KeyUsage: x509.KeyUsageDigitalSignature, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kb, _ := x509.MarshalECPrivateKey(key)
+		return write(certName, "CERTIFICATE", der), write(keyName, "EC PRIVATE KEY", kb)
+	}
+	caFile = write("ca.pem", "CERTIFICATE", caDER)
+	serverCert, serverKey = leaf(2, x509.ExtKeyUsageServerAuth, "server-cert.pem", "server-key.pem")
+	leaf(3, x509.ExtKeyUsageClientAuth, "cert.pem", "key.pem")
+	return caFile, serverCert, serverKey
+}
+
+// TestDaemonTLSVerify serves tcp with client-certificate verification:
+// the docker CLI and internal/client with the client certificate get in,
+// a client without one does not.
+func TestDaemonTLSVerify(t *testing.T) {
+	certDir := t.TempDir()
+	ca, cert, key := certs(t, certDir)
+	port := strconv.Itoa(freePort(t))
+	d := StartDaemon(t, DaemonOptions{Args: []string{"-H", "tcp://127.0.0.1:" + port, "--tlsverify",
+		"--tlscacert", ca, "--tlscert", cert, "--tlskey", key}})
+	host := "tcp://127.0.0.1:" + port
+
+	r := run(t, []string{"DOCKER_HOST=" + host, "DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH=" + certDir, "DOCKER_CONFIG=" + t.TempDir()}, nil,
+		DockerCLI, "version", "--format", "{{.Server.APIVersion}}")
+	if r.Code != 0 {
+		t.Errorf("docker over TLS: %s", r)
+	}
+
+	pool := x509.NewCertPool()
+	b, _ := os.ReadFile(ca)
+	pool.AppendCertsFromPEM(b)
+	pair, err := tls.LoadX509KeyPair(filepath.Join(certDir, "cert.pem"), filepath.Join(certDir, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := client.New(host, client.WithTLS(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}))
+	defer good.Close()
+	if _, err := good.Ping(context.Background()); err != nil {
+		t.Errorf("client with certificate: %v", err)
+	}
+	anon, _ := client.New(host, client.WithTLS(&tls.Config{RootCAs: pool}))
+	defer anon.Close()
+	if _, err := anon.Info(context.Background()); err == nil {
+		t.Error("client without a certificate was served")
+	}
+	plain, _ := client.New(host)
+	defer plain.Close()
+	if _, err := plain.Info(context.Background()); err == nil {
+		t.Error("plain HTTP was served on the TLS port")
+	}
+	_ = d
+}
