@@ -1,0 +1,109 @@
+package netns
+
+import (
+	"context"
+	"sync"
+
+	"github.com/berth-dev/berth/internal/log"
+	"os"
+)
+
+// Pool keeps up to Size namespaces made in advance. A goroutine refills it
+// after each Take; Close stops the goroutine and drops the spare namespaces.
+// It is safe for concurrent use. mu guards ready and closed.
+type Pool struct {
+	size   int
+	mu     sync.Mutex
+	ready  []*os.File
+	closed bool
+	kick   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// NewPool starts a pool of size namespaces, filled in the background. A
+// size below one gives a pool that always makes namespaces on demand.
+func NewPool(ctx context.Context, size int) *Pool {
+	p := &Pool{size: size, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go p.fill(context.WithoutCancel(ctx))
+	p.kick <- struct{}{}
+	return p
+}
+
+func (p *Pool) fill(ctx context.Context) {
+	defer close(p.done)
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.kick:
+		}
+		for {
+			p.mu.Lock()
+			need := !p.closed && len(p.ready) < p.size
+			p.mu.Unlock()
+			if !need {
+				break
+			}
+			f, err := fresh()
+			if err != nil {
+				log.From(ctx).Warn("netns pool: make namespace", log.KeyErr, err)
+				break
+			}
+			p.mu.Lock()
+			if p.closed {
+				p.mu.Unlock()
+				f.Close()
+				return
+			}
+			p.ready = append(p.ready, f)
+			p.mu.Unlock()
+		}
+	}
+}
+
+// Take binds a namespace on path: a pooled one when there is one, else a
+// new one made now.
+func (p *Pool) Take(path string) error {
+	p.mu.Lock()
+	var f *os.File
+	if n := len(p.ready); n > 0 && !p.closed {
+		f = p.ready[n-1]
+		p.ready = p.ready[:n-1]
+	}
+	p.mu.Unlock()
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+	if f == nil {
+		return Create(path)
+	}
+	defer f.Close()
+	return bind(f, path)
+}
+
+// Ready is how many namespaces wait in the pool.
+func (p *Pool) Ready() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.ready)
+}
+
+// Close stops refilling and releases the spare namespaces.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	ready := p.ready
+	p.ready = nil
+	p.mu.Unlock()
+	close(p.stop)
+	<-p.done
+	for _, f := range ready {
+		f.Close()
+	}
+}
