@@ -69,7 +69,10 @@ func New(host string, opts ...Option) (*Client, error) {
 	var d net.Dialer
 	switch u.Scheme {
 	case "unix":
-		c.dial = func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "unix", u.Path) }
+		// The path as written: a socket path may hold '#' or '?', which
+		// URL parsing would take for a fragment or query.
+		path := strings.TrimPrefix(host, "unix://")
+		c.dial = func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "unix", path) }
 	case "tcp":
 		c.dial = func(ctx context.Context) (net.Conn, error) {
 			conn, err := d.DialContext(ctx, "tcp", u.Host)
