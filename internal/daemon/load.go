@@ -67,16 +67,24 @@ func (e *Engine) ImageLoad(ctx context.Context, opts ImageLoadOptions) (res Imag
 	if err != nil {
 		return res, err
 	}
-	for _, im := range loaded.Images {
-		rec, err := e.unpack(ctx, im.Record)
-		if err != nil {
+	// Unpack every image before recording any, so an archive whose
+	// second image is broken adds no image at all.
+	recs := make([]image.Record, len(loaded.Images))
+	for i, im := range loaded.Images {
+		if recs[i], err = e.unpack(ctx, im.Record); err != nil {
 			return res, fmt.Errorf("load: %w", err)
 		}
-		rec, err = e.images.Put(ctx, rec)
-		if err != nil {
+	}
+	for i, rec := range recs {
+		if _, err := e.images.Put(ctx, rec); err != nil {
+			for _, done := range recs[:i] {
+				if derr := e.images.Delete(context.WithoutCancel(ctx), done.ID); derr != nil {
+					log.From(ctx).Warn("load: remove image after a later one failed", log.KeyImage, done.ID, log.KeyErr, derr)
+				}
+			}
 			return res, fmt.Errorf("load: %w", err)
 		}
-		res.Images = append(res.Images, LoadedImage{ID: rec.ID, RepoTags: familiar(im.Record.RepoTags)})
+		res.Images = append(res.Images, LoadedImage{ID: rec.ID, RepoTags: familiar(rec.RepoTags)})
 	}
 	release()
 	held = false
