@@ -113,13 +113,13 @@ func (u *Unpacker) Unpack(ctx context.Context, layers []Layer) (digest.Digest, e
 	return j.Wait()
 }
 
-// Prune removes working snapshots left by a process that stopped in the
-// middle of an unpack. Working snapshots of this Unpacker's running jobs
+// Prune removes working snapshots and pins left by a process that stopped
+// in the middle of an unpack. Working snapshots of this Unpacker's running jobs
 // are kept.
 func (u *Unpacker) Prune(ctx context.Context) error {
 	var stale []string
 	err := u.sn.Walk(ctx, func(i snapshot.Info) error {
-		if i.Kind == snapshot.KindActive && strings.HasPrefix(i.Name, keyPrefix) {
+		if i.Kind != snapshot.KindCommitted && strings.HasPrefix(i.Name, keyPrefix) {
 			stale = append(stale, i.Name)
 		}
 		return nil
@@ -162,6 +162,14 @@ type Job struct {
 	err    error
 
 	committed []chan struct{} // closed when layer i's snapshot exists
+
+	// pin is a view on the highest layer committed so far (pinned), so
+	// that a garbage collection running meanwhile sees a child on it and
+	// keeps it and its parents: with overlay the working snapshots have no
+	// parent yet. It only moves up.
+	pinMu  sync.Mutex // guards pin and pinned
+	pin    string
+	pinned int
 }
 
 // Begin starts an unpack of the layers with these diffIDs (bottom first)
@@ -206,6 +214,9 @@ func (u *Unpacker) Begin(ctx context.Context, diffIDs []digest.Digest) (*Job, er
 	log.From(ctx).Debug("unpack", "layers", len(diffIDs), "present", first, "chainID", chain[len(chain)-1])
 	if first == len(diffIDs) {
 		return j, nil
+	}
+	if first > 0 {
+		j.repin(ctx, first-1)
 	}
 	if st, ok := u.sn.(snapshot.Stacker); ok {
 		sem := make(chan struct{}, u.parallel)
@@ -282,10 +293,45 @@ func (j *Job) Wait() (digest.Digest, error) {
 	j.cancel()
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.pinMu.Lock()
+	if j.pin != "" {
+		if err := j.u.sn.Remove(context.Background(), j.pin); err != nil {
+			log.From(context.Background()).Warn("remove unpack pin", log.KeySnapshot, j.pin, log.KeyErr, err)
+		}
+		j.doneKey(j.pin)
+		j.pin = ""
+	}
+	j.pinMu.Unlock()
 	if j.err != nil {
 		return "", j.err
 	}
 	return j.chain[len(j.chain)-1], nil
+}
+
+// repin moves the pin to layer i, just committed. Best effort: without it
+// only a concurrent garbage collection could hurt, by failing this job.
+func (j *Job) repin(ctx context.Context, i int) {
+	ctx = context.WithoutCancel(ctx)
+	j.pinMu.Lock()
+	defer j.pinMu.Unlock()
+	if j.pin != "" && j.pinned >= i {
+		return
+	}
+	key, err := j.workKey(i)
+	if err == nil {
+		_, err = j.u.sn.View(ctx, key, j.chain[i].String())
+	}
+	if err != nil {
+		log.From(ctx).Warn("pin unpacked layer", log.KeySnapshot, j.chain[i], log.KeyErr, err)
+		return
+	}
+	if old := j.pin; old != "" {
+		if err := j.u.sn.Remove(ctx, old); err != nil {
+			log.From(ctx).Warn("remove unpack pin", log.KeySnapshot, old, log.KeyErr, err)
+		}
+		j.doneKey(old)
+	}
+	j.pin, j.pinned = key, i
 }
 
 // waitAdded waits for layer i to be added and returns it.
@@ -337,6 +383,7 @@ func (j *Job) exists(ctx context.Context, i int) bool {
 func (j *Job) stacked(ctx context.Context, st snapshot.Stacker, sem chan struct{}, i int) error {
 	defer func() {
 		if j.exists(context.WithoutCancel(ctx), i) {
+			j.repin(ctx, i)
 			close(j.committed[i])
 		}
 	}()
@@ -402,6 +449,7 @@ func (j *Job) inOrder(ctx context.Context, i int) error {
 		return err
 	}
 	if j.exists(ctx, i) {
+		j.repin(ctx, i)
 		close(j.committed[i])
 		return nil
 	}
@@ -427,6 +475,7 @@ func (j *Job) inOrder(ctx context.Context, i int) error {
 	}
 	err = j.u.sn.Commit(ctx, j.chain[i].String(), key)
 	if errors.Is(err, errdefs.ErrAlreadyExists) && j.exists(ctx, i) {
+		j.repin(ctx, i)
 		close(j.committed[i])
 		return nil
 	}
@@ -434,6 +483,7 @@ func (j *Job) inOrder(ctx context.Context, i int) error {
 		return err
 	}
 	committed = true
+	j.repin(ctx, i)
 	close(j.committed[i])
 	return nil
 }
