@@ -30,9 +30,10 @@ func newImagesCommand(g *globals, use string) *cobra.Command {
 		format                       string
 	)
 	cmd := &cobra.Command{
-		Use:   use + " [OPTIONS] [REPOSITORY[:TAG]]",
-		Short: "List images",
-		Args:  cobra.MaximumNArgs(1),
+		Use:     use + " [OPTIONS] [REPOSITORY[:TAG]]",
+		Short:   "List images",
+		Aliases: aliases(use, "ls", "list"),
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := daemon.ParseFilters(filters)
 			if err != nil {
@@ -242,9 +243,10 @@ func newTagCommand(g *globals) *cobra.Command {
 func newRmiCommand(g *globals, use string) *cobra.Command {
 	var force, noPrune bool
 	cmd := &cobra.Command{
-		Use:   use + " [OPTIONS] IMAGE [IMAGE...]",
-		Short: "Remove one or more images",
-		Args:  cobra.MinimumNArgs(1),
+		Use:     use + " [OPTIONS] IMAGE [IMAGE...]",
+		Short:   "Remove one or more images",
+		Aliases: aliases(use, "rm", "remove"),
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withEngine(cmd, func(ctx context.Context, e *daemon.Engine) error {
 				var errs []error
@@ -325,4 +327,13 @@ func newPruneCommand(g *globals) *cobra.Command {
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
 	cmd.Flags().StringArrayVar(&filters, "filter", nil, `provide filter values (e.g. "until=<timestamp>")`)
 	return cmd
+}
+
+// aliases gives the image subcommands docker's second names (image list,
+// image remove); top-level verbs get none.
+func aliases(use, name string, more ...string) []string {
+	if use != name {
+		return nil
+	}
+	return more
 }

@@ -77,6 +77,8 @@ func newRootCommand() *cobra.Command {
 	imageCmd := &cobra.Command{Use: "image", Short: "Manage images"}
 	imageCmd.AddCommand(
 		newImagesCommand(g, "ls"),
+		newPullCommand(g),
+		newPushCommand(g),
 		newInspectCommand(g),
 		newHistoryCommand(g),
 		newTagCommand(g),
@@ -95,6 +97,11 @@ func newRootCommand() *cobra.Command {
 		newSaveCommand(g),
 		newLoadCommand(g),
 		newImportCommand(g),
+		newPullCommand(g),
+		newPushCommand(g),
+		newLoginCommand(g),
+		newLogoutCommand(g),
+		newDaemonCommand(g),
 	)
 	return root
 }
