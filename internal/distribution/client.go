@@ -40,6 +40,11 @@ type Config struct {
 	Backoff time.Duration
 	// UserAgent is sent with every request; empty means "berth".
 	UserAgent string
+	// StallTimeout is how long a transfer may go without a byte (or a
+	// request without an answer) before it is dropped and retried; 0 means
+	// one minute. A registry that keeps a connection open but sends
+	// nothing would otherwise hang a pull forever.
+	StallTimeout time.Duration
 	// CertsDir holds per-registry TLS settings laid out as docker's
 	// /etc/docker/certs.d (<host[:port]>/*.crt CAs, *.cert/*.key client
 	// pairs); empty means none. Ignored when Transport is set.
@@ -89,12 +94,16 @@ func New(cfg Config) *Client {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "berth"
 	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = time.Minute
+	}
 	base := cfg.Transport
 	if base == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		// Parallel blob fetches from one registry need more than the
 		// default two idle connections per host to be reused.
 		t.MaxIdleConnsPerHost = 16
+		t.ResponseHeaderTimeout = cfg.StallTimeout
 		base = t
 		if cfg.CertsDir != "" {
 			base = &certsTransport{dir: cfg.CertsDir, base: t, byHost: map[string]http.RoundTripper{}, errs: map[string]error{}}

@@ -62,7 +62,7 @@ func mustRef(t *testing.T, s string) reference.Named {
 
 // fastClient retries quickly so the hostile tests stay short.
 func fastClient() *distribution.Client {
-	return distribution.New(distribution.Config{Backoff: 10 * time.Millisecond, Retries: 3})
+	return distribution.New(distribution.Config{Backoff: 10 * time.Millisecond, Retries: 3, StallTimeout: 300 * time.Millisecond})
 }
 
 // checkStore asserts that want are all stored and the ingest area is empty:
@@ -355,9 +355,14 @@ func TestPullHostile(t *testing.T) {
 		{"500 twice then fine", []registry.Fault{{Method: "GET", Path: "/blobs/", Times: 2}}, nil},
 		{"manifest 503 once", []registry.Fault{{Method: "GET", Path: "/manifests/", Times: 1, Status: 503}}, nil},
 		{"closed mid-blob once", []registry.Fault{{Method: "GET", Path: "/blobs/", Times: 1, Action: registry.CloseMidBody}}, nil},
+		{"stalled mid-blob once", []registry.Fault{{Method: "GET", Path: "/blobs/", Times: 1, Action: registry.Stall}}, nil},
+		{"stalled mid-blob always", []registry.Fault{{Method: "GET", Path: "/blobs/", Action: registry.Stall}}, errdefs.ErrUnavailable},
 		{"500 always", []registry.Fault{{Method: "GET", Path: "/blobs/"}}, errdefs.ErrUnavailable},
 		{"closed mid-blob always", []registry.Fault{{Method: "GET", Path: "/blobs/", Action: registry.CloseMidBody}}, nil},
 		{"corrupt blob", []registry.Fault{{Method: "GET", Path: "/blobs/", Action: registry.Corrupt}}, errdefs.ErrInvalidArgument},
+		// More bytes than the manifest promised: cut off, not stored.
+		{"oversized blob", []registry.Fault{{Method: "GET", Path: "/blobs/", Action: registry.Replace,
+			ContentType: "application/octet-stream", Body: bytes.Repeat([]byte{0}, 4<<20)}}, errdefs.ErrInvalidArgument},
 		{"unknown manifest media type", []registry.Fault{{Method: "", Path: "/manifests/", Action: registry.Replace,
 			ContentType: "application/vnd.example.unknown+json", Body: []byte(`{"schemaVersion":2,"mediaType":"application/vnd.example.unknown+json"}`)}}, errdefs.ErrInvalidArgument},
 		{"schema 1 manifest", []registry.Fault{{Method: "", Path: "/manifests/", Action: registry.Replace,

@@ -9,6 +9,8 @@ import (
 	"mime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -165,7 +167,12 @@ func (c *Client) getManifest(ctx context.Context, puller *remote.Puller, ref nam
 		err error
 	)
 	for attempt := 0; ; attempt++ {
-		d, err = puller.Get(ctx, ref)
+		// A manifest is small: a whole stall period for it is generous, and
+		// keeps a registry that answers the headers but never the body from
+		// hanging the pull.
+		actx, cancel := context.WithTimeout(ctx, c.cfg.StallTimeout)
+		d, err = puller.Get(actx, ref)
+		cancel()
 		// Error answers were retried by the transport already; a manifest
 		// body that broke off is fetched again here.
 		var te *transport.Error
@@ -315,17 +322,20 @@ func (c *Client) fetchOnce(ctx context.Context, puller *remote.Puller, repo name
 	if err != nil {
 		return 0, err
 	}
-	rc, err := l.Compressed()
+	body, err := l.Compressed()
 	if err != nil {
 		return 0, err
 	}
+	rc := newStallReader(body, c.cfg.StallTimeout)
 	defer rc.Close()
 	ing, err := store.Begin(ctx, desc)
 	if err != nil {
 		return 0, err
 	}
 	defer ing.Abort()
-	cnt := &counter{r: rc, rep: rep, base: Progress{Digest: desc.Digest, Config: isConfig, Status: StatusDownloading, Total: desc.Size}}
+	// A registry may send more than the manifest says; stop one byte past
+	// it instead of filling the disk (Commit then reports the size).
+	cnt := &counter{r: io.LimitReader(rc, desc.Size+1), rep: rep, base: Progress{Digest: desc.Digest, Config: isConfig, Status: StatusDownloading, Total: desc.Size}}
 	// go-containerregistry's reader checks the digest at EOF; Commit checks
 	// size and digest again, so a short or corrupt body is never kept.
 	n, err := io.Copy(ing, cnt)
@@ -338,7 +348,10 @@ func (c *Client) fetchOnce(ctx context.Context, puller *remote.Puller, repo name
 		}
 		return n, err
 	}
-	if n != desc.Size {
+	if n > desc.Size {
+		return n, fmt.Errorf("more than the %d bytes the manifest says: %w", desc.Size, errdefs.ErrInvalidArgument)
+	}
+	if n < desc.Size {
 		return n, fmt.Errorf("size %d, manifest says %d: %w", n, desc.Size, errdefs.ErrInvalidArgument)
 	}
 	rep.send(Progress{Digest: desc.Digest, Config: isConfig, Status: StatusVerifying, Current: n, Total: desc.Size})
@@ -347,4 +360,42 @@ func (c *Client) fetchOnce(ctx context.Context, puller *remote.Puller, repo name
 	}
 	rep.send(Progress{Digest: desc.Digest, Config: isConfig, Status: StatusDownloaded, Current: n, Total: desc.Size})
 	return n, nil
+}
+
+// errStalled is a transfer that went quiet; it counts as a connection that
+// broke off (io.ErrUnexpectedEOF), so it is retried.
+var errStalled = fmt.Errorf("transfer stalled: %w", io.ErrUnexpectedEOF)
+
+// stallReader closes its body when no byte has come for d, which makes the
+// blocked Read fail.
+type stallReader struct {
+	rc      io.ReadCloser
+	d       time.Duration
+	timer   *time.Timer
+	stalled atomic.Bool
+}
+
+func newStallReader(rc io.ReadCloser, d time.Duration) *stallReader {
+	s := &stallReader{rc: rc, d: d}
+	s.timer = time.AfterFunc(d, func() {
+		s.stalled.Store(true)
+		rc.Close()
+	})
+	return s
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	n, err := s.rc.Read(p)
+	if n > 0 {
+		s.timer.Reset(s.d)
+	}
+	if err != nil && err != io.EOF && s.stalled.Load() {
+		err = fmt.Errorf("no data for %s: %w", s.d, errStalled)
+	}
+	return n, err
+}
+
+func (s *stallReader) Close() error {
+	s.timer.Stop()
+	return s.rc.Close()
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Action is what a Fault does to a request it matches.
@@ -28,6 +29,9 @@ const (
 	Corrupt
 	// Replace answers with Fault.Body and Fault.ContentType, status 200.
 	Replace
+	// Stall sends the headers and half the body, then nothing more until
+	// the client gives up (or 30 s pass).
+	Stall
 )
 
 // Fault makes the proxy misbehave on matching requests.
@@ -179,6 +183,17 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, rp *httputil.Rev
 		body[len(body)/2] ^= 0xff
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(body)
+	case Stall:
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(body[:len(body)/2])
+		if fl, ok := w.(http.Flusher); ok {
+			fl.Flush()
+		}
+		select {
+		case <-req.Context().Done():
+		case <-time.After(30 * time.Second):
+		}
+		panic(http.ErrAbortHandler)
 	case CloseMidBody:
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(body[:len(body)/2])
