@@ -10,5 +10,7 @@
 // image overflows; when the options do not fit, Mount switches to the new
 // mount API (fsopen/fsconfig/fsmount/move_mount) and passes each lower layer
 // on its own with "lowerdir+" (Linux 6.8 and later), so only the per-string
-// limit of a page applies to each path.
+// limit of a page applies to each path. On older kernels it falls back to
+// naming each layer by a short /proc/self/fd/N path, which fits about 200
+// layers in a page.
 package mount

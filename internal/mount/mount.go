@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -119,7 +120,75 @@ func (m Mount) Mount(target string) error {
 		return fmt.Errorf("mount %s on %s: options are %d bytes, over the %d-byte page mount(2) takes: %w",
 			m.Type, target, len(joined), pageSize, errdefs.ErrInvalidArgument)
 	}
-	return m.fsmount(target, f, data)
+	if !forceFdPaths {
+		err := m.fsmount(target, f, data)
+		if !errors.Is(err, errNoLowerdirPlus) {
+			return err
+		}
+	}
+	return m.mountFdPaths(target, f, data)
+}
+
+// forceFdPaths makes long overlay mounts take the path older kernels need
+// (tests set it).
+var forceFdPaths = false
+
+// errNoLowerdirPlus marks a kernel older than 6.8, whose overlay does not
+// know "lowerdir+".
+var errNoLowerdirPlus = errors.New("overlay without lowerdir+")
+
+// mountFdPaths is the fallback for kernels without "lowerdir+": every
+// layer directory is opened and named by its short /proc/self/fd/N path,
+// which the kernel resolves while mounting. 128 layers then take about
+// 2.5 KiB of mount data instead of one long path each.
+func (m Mount) mountFdPaths(target string, f uintptr, data []string) error {
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	short := func(dir string) (string, error) {
+		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return "", fmt.Errorf("open layer %s: %w", dir, err)
+		}
+		fds = append(fds, fd)
+		return "/proc/self/fd/" + strconv.Itoa(fd), nil
+	}
+	out := make([]string, 0, len(data))
+	for _, d := range data {
+		k, v, ok := strings.Cut(d, "=")
+		switch {
+		case ok && k == "lowerdir":
+			var lowers []string
+			for dir := range strings.SplitSeq(v, ":") {
+				p, err := short(dir)
+				if err != nil {
+					return err
+				}
+				lowers = append(lowers, p)
+			}
+			out = append(out, "lowerdir="+strings.Join(lowers, ":"))
+		case ok && (k == "upperdir" || k == "workdir"):
+			p, err := short(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, k+"="+p)
+		default:
+			out = append(out, d)
+		}
+	}
+	joined := strings.Join(out, ",")
+	if len(joined) >= pageSize {
+		return fmt.Errorf("mount overlay on %s: %d layers do not fit in a page even as fd paths: %w",
+			target, len(fds), errdefs.ErrInvalidArgument)
+	}
+	if err := unix.Mount(m.Source, target, m.Type, f, joined); err != nil {
+		return fmt.Errorf("mount overlay on %s (layers as fd paths): %w", target, err)
+	}
+	return nil
 }
 
 func (m Mount) bind(target string, f uintptr) error {
@@ -183,6 +252,10 @@ func (m Mount) fsmount(target string, f uintptr, data []string) (err error) {
 		case k == "lowerdir":
 			for dir := range strings.SplitSeq(v, ":") {
 				if err := unix.FsconfigSetString(fd, "lowerdir+", dir); err != nil {
+					if errors.Is(err, unix.EINVAL) && exists(dir) {
+						// The key itself is unknown: Linux before 6.8.
+						return fmt.Errorf("fsconfig lowerdir+: %w: %w", err, errNoLowerdirPlus)
+					}
 					return fmt.Errorf("fsconfig lowerdir+=%s: %w", dir, err)
 				}
 			}
@@ -208,6 +281,11 @@ func (m Mount) fsmount(target string, f uintptr, data []string) (err error) {
 		return fmt.Errorf("move_mount %s to %s: %w", m.Type, target, err)
 	}
 	return nil
+}
+
+func exists(p string) bool {
+	var st unix.Stat_t
+	return unix.Stat(p, &st) == nil
 }
 
 // withKernelLog adds what the filesystem said about a failed fsconfig: the

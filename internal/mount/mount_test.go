@@ -135,3 +135,26 @@ func TestTooLongNonOverlayRefused(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// Kernels before 6.8 lack "lowerdir+"; the fallback names each layer by a
+// short /proc/self/fd path.
+func TestOverlayFdPathFallback(t *testing.T) {
+	testutil.RequireRoot(t)
+	forceFdPaths = true
+	t.Cleanup(func() { forceFdPaths = false })
+	m := overlayOf(t, t.TempDir(), 128)
+	err := WithTempMount(context.Background(), []Mount{m}, func(root string) error {
+		b, err := os.ReadFile(filepath.Join(root, "top"))
+		if err != nil || string(b) != "127" {
+			return fmt.Errorf("top: %q %v", b, err)
+		}
+		return os.WriteFile(filepath.Join(root, "new"), nil, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, _ := m.Option("upperdir")
+	if _, err := os.Stat(filepath.Join(up, "new")); err != nil {
+		t.Fatalf("write did not land in upperdir: %v", err)
+	}
+}
