@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -181,5 +182,42 @@ func TestImageListFilters(t *testing.T) {
 		if len(res.Images) != tt.want {
 			t.Errorf("%v: %d images, want %d", tt.filters, len(res.Images), tt.want)
 		}
+	}
+}
+
+func TestConcurrentLoadsOfOneImage(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	for _, driver := range []string{"overlay", "vfs"} {
+		t.Run(driver, func(t *testing.T) {
+			e, err := New(ctx, Config{Root: t.TempDir(), StorageDriver: driver})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			archive, err := os.ReadFile(testutil.Images(t).DockerArchive)
+			if err != nil {
+				t.Fatal(err)
+			}
+			errs := make(chan error, 4)
+			for range 4 {
+				go func() {
+					_, err := e.ImageLoad(ctx, ImageLoadOptions{Input: bytes.NewReader(archive)})
+					errs <- err
+				}()
+			}
+			for range 4 {
+				if err := <-errs; err != nil {
+					t.Error(err)
+				}
+			}
+			list, err := e.ImageList(ctx, ImageListOptions{})
+			if err != nil || len(list.Images) != 1 {
+				t.Fatalf("%d images, %v", len(list.Images), err)
+			}
+			if b, sn := e.counts(t); b != 4 || sn != 2 {
+				t.Errorf("%d blobs, %d snapshots; want 4 and 2", b, sn)
+			}
+		})
 	}
 }
