@@ -23,6 +23,7 @@ func TestConfigEffects(t *testing.T) {
 		script string
 		want   []string // substrings of the output
 		code   int
+		copy   bool // needs a private rootfs
 	}{
 		{
 			name:   "hostname and domainname",
@@ -93,6 +94,7 @@ func TestConfigEffects(t *testing.T) {
 			},
 			script: "grep ' /data ' /proc/self/mountinfo; stat -c %a /data; grep ' /etc/motd-ro ' /proc/self/mountinfo; echo x > /etc/motd-ro || echo refused",
 			want:   []string{"rw,nosuid,nodev,noexec", "700", "/etc/motd-ro ro,", "refused"},
+			copy:   true,
 		},
 		{
 			name:   "default devices and symlinks",
@@ -171,7 +173,7 @@ func TestConfigEffects(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBundle(t, chain(tc.edit, shell(tc.script)))
+			b := makeBundle(t, chain(tc.edit, shell(tc.script)), tc.copy)
 			out, code := runContainer(t, rt, fmt.Sprintf("cfg%d", i), b)
 			if code != tc.code {
 				t.Fatalf("exit %d, want %d; output:\n%s", code, tc.code, out)

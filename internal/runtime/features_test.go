@@ -283,7 +283,7 @@ func TestTerminalThroughConsoleSocket(t *testing.T) {
 func TestUserNamespaceMapping(t *testing.T) {
 	testutil.RequireRoot(t)
 	rt := newRuntime(t)
-	b := newBundle(t, chain(shell("cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /tmp/f && stat -c %u /tmp/f"), func(s *specs.Spec) {
+	b := newBundleCopy(t, chain(shell("cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /tmp/f && stat -c %u /tmp/f"), func(s *specs.Spec) {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
 		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}

@@ -27,15 +27,23 @@ func init() {
 	}
 }
 
-// newBundle makes a private copy of the busybox bundle (rootfs included,
-// so tests may create files in it) and lets the test edit its spec.
+// newBundle makes a bundle whose config is a copy of the busybox bundle's,
+// edited by the test, and whose root is the shared read-only image rootfs
+// (copying it costs hundreds of milliseconds on a loaded machine).
 func newBundle(t *testing.T, edit func(*specs.Spec)) string {
+	return makeBundle(t, edit, false)
+}
+
+// newBundleCopy is newBundle with a private copy of the rootfs, for tests
+// that write into it or create mount points in it.
+func newBundleCopy(t *testing.T, edit func(*specs.Spec)) string {
+	return makeBundle(t, edit, true)
+}
+
+func makeBundle(t *testing.T, edit func(*specs.Spec), copyRootfs bool) string {
 	t.Helper()
 	img := testutil.Images(t)
 	dir := t.TempDir()
-	if out, err := exec.Command("cp", "-a", img.Rootfs, filepath.Join(dir, "rootfs")).CombinedOutput(); err != nil {
-		t.Fatalf("copy rootfs: %v: %s", err, out)
-	}
 	b, err := os.ReadFile(filepath.Join(img.Bundle, "config.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +51,13 @@ func newBundle(t *testing.T, edit func(*specs.Spec)) string {
 	var s specs.Spec
 	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatal(err)
+	}
+	s.Root.Path = img.Rootfs
+	if copyRootfs {
+		if out, err := exec.Command("cp", "-a", img.Rootfs, filepath.Join(dir, "rootfs")).CombinedOutput(); err != nil {
+			t.Fatalf("copy rootfs: %v: %s", err, out)
+		}
+		s.Root.Path = "rootfs"
 	}
 	if edit != nil {
 		edit(&s)
@@ -62,9 +77,16 @@ func writeSpec(t *testing.T, dir string, s *specs.Spec) {
 	}
 }
 
+// newRuntime keeps state on tmpfs, as the default /run does: fsync on a
+// disk-backed temp dir costs milliseconds per state write.
 func newRuntime(t *testing.T) *Runtime {
 	t.Helper()
-	rt, err := New(t.TempDir())
+	dir, err := os.MkdirTemp("/run", "berth-runtime-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	rt, err := New(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/runtime/caps"
 )
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_+.-]*$`)
@@ -162,6 +163,13 @@ func validateProcess(p *specs.Process) error {
 	}
 	if p.SelinuxLabel != "" && !lsmEnabled("selinux") {
 		return invalid("process.selinuxLabel %q is set but the host has no SELinux", p.SelinuxLabel)
+	}
+	if c := p.Capabilities; c != nil {
+		for _, list := range [][]string{c.Bounding, c.Effective, c.Permitted, c.Inheritable, c.Ambient} {
+			if _, err := caps.Parse(list); err != nil {
+				return fmt.Errorf("process.capabilities: %w", err)
+			}
+		}
 	}
 	if p.IOPriority != nil {
 		if _, ok := ioprioClasses[p.IOPriority.Class]; !ok {
