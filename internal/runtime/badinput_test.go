@@ -50,7 +50,9 @@ func TestCreateRejectsBadInput(t *testing.T) {
 		{"namespace path of the wrong type", edit(func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces[:1], specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: "/proc/self/ns/uts"})
 		}), errdefs.ErrInvalidArgument, "is not a network namespace"},
-		{"unknown namespace", edit(func(s *specs.Spec) { s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "bogus"}) }), errdefs.ErrInvalidArgument, "unknown type"},
+		{"unknown namespace", edit(func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "bogus"})
+		}), errdefs.ErrInvalidArgument, "unknown type"},
 		{"empty args", edit(func(s *specs.Spec) { s.Process.Args = nil }), errdefs.ErrInvalidArgument, "process.args is empty"},
 		{"relative cwd", edit(func(s *specs.Spec) { s.Process.Cwd = "tmp" }), errdefs.ErrInvalidArgument, "not absolute"},
 		{"unknown rlimit", edit(func(s *specs.Spec) { s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_BOGUS"}} }), errdefs.ErrInvalidArgument, "RLIMIT_BOGUS"},
