@@ -56,6 +56,8 @@ type Layer struct {
 	Blob    ocispec.Descriptor `json:"blob"`
 	DiffID  digest.Digest      `json:"diffID"`
 	ChainID digest.Digest      `json:"chainID"`
+	// Size is the unpacked (tar) size in bytes; 0 when not known.
+	Size int64 `json:"size,omitempty"`
 }
 
 // ChainIDs are the snapshot keys of the image's layers, bottom first.
@@ -98,6 +100,9 @@ func OpenStore(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open image store %s: %w", path, err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 30 * time.Second})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open image store %s: another berth process has held it for 30s: %w", path, errdefs.ErrUnavailable)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open image store %s: %w", path, err)
 	}
