@@ -310,7 +310,6 @@ func TestHostileLoadLeavesNothing(t *testing.T) {
 	testutil.RequireRoot(t)
 	imgs := testutil.Images(t)
 	archive := mustRead(t, imgs.DockerArchive)
-	c := newCLI(t, "overlay")
 	tests := []struct {
 		name string
 		in   []byte
@@ -318,23 +317,27 @@ func TestHostileLoadLeavesNothing(t *testing.T) {
 	}{
 		{"truncated", archive[:len(archive)*2/3], "truncated"},
 		{"empty", []byte{}, "neither manifest.json"},
+		{"not a tar", bytes.Repeat([]byte("berth "), 200), "read tar"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, errs, code := c.run(tt.in, "load")
-			if code != 125 || !strings.Contains(errs, tt.want) {
-				t.Errorf("exit %d, stderr %q; want 125 and %q", code, errs, tt.want)
-			}
-			if out := c.ok("images", "-q"); out != "" {
-				t.Errorf("images after a failed load: %q", out)
-			}
-			if b, s := c.stored(); b != 0 || s != 0 {
-				t.Errorf("%d blobs, %d snapshots left", b, s)
-			}
-		})
-	}
-	if _, errs, code := c.run(nil, "rmi", "nosuch"); code != 125 || !strings.Contains(errs, "No such image: nosuch") {
-		t.Errorf("rmi nosuch: exit %d %q", code, errs)
+	for _, driver := range drivers {
+		c := newCLI(t, driver)
+		for _, tt := range tests {
+			t.Run(driver+"/"+tt.name, func(t *testing.T) {
+				_, errs, code := c.run(tt.in, "load")
+				if code != 125 || !strings.Contains(errs, tt.want) {
+					t.Errorf("exit %d, stderr %q; want 125 and %q", code, errs, tt.want)
+				}
+				if out := c.ok("images", "-q"); out != "" {
+					t.Errorf("images after a failed load: %q", out)
+				}
+				if b, s := c.stored(); b != 0 || s != 0 {
+					t.Errorf("%d blobs, %d snapshots left", b, s)
+				}
+			})
+		}
+		if _, errs, code := c.run(nil, "rmi", "nosuch"); code != 125 || !strings.Contains(errs, "No such image: nosuch") {
+			t.Errorf("rmi nosuch: exit %d %q", code, errs)
+		}
 	}
 }
 
