@@ -209,7 +209,7 @@ func (l *loader) read(ctx context.Context, tr *tar.Reader) error {
 			return err
 		}
 		switch h.Typeflag {
-		case tar.TypeDir:
+		case tar.TypeDir, tar.TypeXGlobalHeader:
 			continue
 		case tar.TypeSymlink:
 			target := h.Linkname
