@@ -1,0 +1,10 @@
+// Package portmap parses docker's port publishing specs
+// ([hostIP:][hostPort[-end]:]containerPort[-end][/proto]) and reserves the
+// host ports by binding sockets on them, as docker does: the kernel then
+// refuses the port to anyone else while a container publishes it, and a
+// port already in use is found before any rule is written. The sockets are
+// only bound, never listened on; the traffic itself goes through the DNAT
+// rules of package firewall and never reaches them.
+//
+// It knows nothing of containers or rules, and owns nothing on disk.
+package portmap
