@@ -126,6 +126,9 @@ func mergeConfigFile(cmd *cobra.Command, path string, st *daemonSettings) error 
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
 	}
+	if strings.TrimSpace(string(b)) == "" {
+		return nil // an empty file sets nothing
+	}
 	var o daemonOptions
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()

@@ -214,7 +214,8 @@ func (s *Server) imageCreate(ctx context.Context, w http.ResponseWriter, r *http
 		return fmt.Errorf("fromImage or fromSrc is required: %w", errdefs.ErrInvalidArgument)
 	}
 	ref := from
-	if tag := q.Get("tag"); tag != "" {
+	tag := q.Get("tag")
+	if tag != "" {
 		if strings.Contains(tag, ":") {
 			ref += "@" + tag // a digest: sha256:…
 		} else {
@@ -225,7 +226,12 @@ func (s *Server) imageCreate(ctx context.Context, w http.ResponseWriter, r *http
 	if err != nil {
 		return fmt.Errorf("invalid reference format: %s: %w", ref, errdefs.ErrInvalidArgument)
 	}
-	named = reference.TagNameOnly(named)
+	if tag == "" && reference.IsNameOnly(named) {
+		// No tag anywhere is docker's "all tags" (docker pull -a); a
+		// plain pull always sends tag=latest. Pulling the wrong thing
+		// silently would be worse than saying so.
+		return fmt.Errorf("pull of all tags of %s: %w", reference.FamiliarName(named), errdefs.ErrNotImplemented)
+	}
 	auth, err := registryAuth(r)
 	if err != nil {
 		return err

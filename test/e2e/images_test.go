@@ -171,3 +171,29 @@ func TestDockerCLIPushPull(t *testing.T) {
 		t.Errorf("pull of a missing image: %s", r)
 	}
 }
+
+// TestDockerCLILoginPush logs in to a registry that wants basic auth and
+// pushes with the credential the CLI then sends in X-Registry-Auth.
+func TestDockerCLILoginPush(t *testing.T) {
+	d := StartDaemon(t, DaemonOptions{})
+	reg := registry.Start(t, registry.Options{Auth: registry.Basic})
+	loadBusybox(t, d)
+	ref := reg.Ref("private/busybox:1")
+	d.DockerOK(t, "tag", "busybox", ref)
+
+	r := d.Docker(t, "push", ref)
+	if r.Code == 0 {
+		t.Fatalf("push without login succeeded: %s", r)
+	}
+	r = d.DockerIn(t, []byte("wrong\n"), "login", reg.Host, "-u", reg.User, "--password-stdin")
+	if r.Code != 1 || !strings.Contains(strings.ToLower(r.Stderr), "unauthorized") {
+		t.Errorf("login with a wrong password: %s", r)
+	}
+	r = d.DockerIn(t, []byte(reg.Password+"\n"), "login", reg.Host, "-u", reg.User, "--password-stdin")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Login Succeeded") {
+		t.Fatalf("login: %s", r)
+	}
+	if out := d.DockerOK(t, "push", ref); !strings.Contains(out, "1: digest: sha256:") {
+		t.Errorf("push after login:\n%s", out)
+	}
+}

@@ -253,6 +253,15 @@ func (d *Daemon) Docker(t testing.TB, args ...string) Result {
 	return run(t, d.dockerEnv(t), nil, DockerCLI, args...)
 }
 
+// DockerIn is Docker with stdin.
+func (d *Daemon) DockerIn(t testing.TB, stdin []byte, args ...string) Result {
+	t.Helper()
+	if _, err := os.Stat(DockerCLI); err != nil {
+		t.Skipf("needs the docker CLI at %s", DockerCLI)
+	}
+	return run(t, d.dockerEnv(t), stdin, DockerCLI, args...)
+}
+
 // DockerOK runs docker and fails t unless it exits 0; it returns stdout.
 func (d *Daemon) DockerOK(t testing.TB, args ...string) string {
 	t.Helper()
