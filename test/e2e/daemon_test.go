@@ -13,9 +13,11 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,4 +158,74 @@ func TestDaemonTLSVerify(t *testing.T) {
 		t.Error("plain HTTP was served on the TLS port")
 	}
 	_ = d
+}
+
+// TestDaemonSocketAndShutdown: the socket is 0660 root:docker (or
+// berth), a second daemon on the same exec root is refused without
+// harming the first, and SIGTERM ends a following events stream instead
+// of waiting the whole grace period for it.
+func TestDaemonSocketAndShutdown(t *testing.T) {
+	d := StartDaemon(t, DaemonOptions{})
+	fi, err := os.Stat(d.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o660 || fi.Mode()&os.ModeSocket == 0 {
+		t.Errorf("socket mode %v, want socket 0660", fi.Mode())
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	wantGID := uint32(0)
+	for _, g := range []string{"docker", "berth"} {
+		if grp, err := user.LookupGroup(g); err == nil {
+			n, _ := strconv.Atoi(grp.Gid)
+			wantGID = uint32(n)
+			break
+		}
+	}
+	if st.Uid != 0 || st.Gid != wantGID {
+		t.Errorf("socket owned by %d:%d, want 0:%d", st.Uid, st.Gid, wantGID)
+	}
+
+	conf := filepath.Join(t.TempDir(), "empty.json")
+	os.WriteFile(conf, nil, 0o644)
+	// Same exec root: its pid file names a live daemon.
+	r := run(t, nil, nil, bins.berth, "daemon", "--root", t.TempDir(), "--exec-root", d.ExecRoot, "-H", "unix://"+filepath.Join(t.TempDir(), "s.sock"), "--config-file", conf)
+	if r.Code != 125 || !strings.Contains(r.Stderr, "is a daemon already running?") {
+		t.Errorf("second daemon on the same exec root: %s", r)
+	}
+	// Same socket from another exec root: the socket is live.
+	r = run(t, nil, nil, bins.berth, "daemon", "--root", t.TempDir(), "--exec-root", t.TempDir(), "-H", d.Host, "--config-file", conf)
+	if r.Code != 125 || !strings.Contains(r.Stderr, "another daemon is serving it") {
+		t.Errorf("second daemon on the same socket: %s", r)
+	}
+	c := d.Client(t)
+	if _, err := c.Ping(context.Background()); err != nil {
+		t.Fatalf("first daemon hurt by the second: %v", err)
+	}
+
+	// A following events stream must not hold up shutdown.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	msgs, errc := c.Events(ctx, client.EventsOptions{})
+	loadBusybox(t, d)
+	select {
+	case m := <-msgs:
+		if m.Action != "load" {
+			t.Errorf("first live event %+v", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no live event")
+	}
+	stopped := make(chan struct{})
+	go func() { d.stop(t); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon still running 10s after SIGTERM with an events stream open")
+	}
+	for range msgs {
+	}
+	if err := <-errc; err != nil {
+		t.Logf("events stream ended with %v", err)
+	}
 }
