@@ -228,7 +228,9 @@ func clean(name string) string {
 
 // resolveHow makes every lookup behave as if dir were "/" (openat2(2)):
 // "..", absolute symlinks and symlinks to "../../x" all stay inside, and
-// /proc magic links, which could jump anywhere, are refused.
+// /proc magic links, which could jump anywhere, are refused. Extractors
+// that joined paths as strings let layers write through symlinks and hard
+// links onto the host (CVE-2014-6407, CVE-2014-9356).
 var resolveHow = unix.OpenHow{
 	Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 	Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
@@ -453,7 +455,8 @@ func (a *applier) attrs(pfd int, base string, hdr *tar.Header, symlink bool) err
 	}
 	if !symlink {
 		// base is no symlink: it was just created, or checked to be a
-		// directory, by this goroutine.
+		// directory, by this goroutine. fchmodat(2) would follow one,
+		// chmod-ing a host file (CVE-2021-32760).
 		if err := unix.Fchmodat(pfd, base, uint32(hdr.Mode&0o7777), 0); err != nil {
 			return fmt.Errorf("chmod: %w", err)
 		}
