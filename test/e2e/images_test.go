@@ -2,12 +2,16 @@ package e2e
 
 import (
 	"archive/tar"
+	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,5 +199,101 @@ func TestDockerCLILoginPush(t *testing.T) {
 	}
 	if out := d.DockerOK(t, "push", ref); !strings.Contains(out, "1: digest: sha256:") {
 		t.Errorf("push after login:\n%s", out)
+	}
+}
+
+// TestDockerCLIImportPruneEvents: import of a rootfs tar, prune, filters,
+// and a live `docker events` that sees work as it happens.
+func TestDockerCLIImportPruneEvents(t *testing.T) {
+	d := StartDaemon(t, DaemonOptions{})
+	img := testutil.Images(t)
+
+	// A live events stream from the CLI, read while we work.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ev := exec.CommandContext(ctx, DockerCLI, "events", "--filter", "type=image", "--format", "{{.Action}} {{.Actor.Attributes.name}}")
+	ev.Env = append(os.Environ(), d.dockerEnv(t)...)
+	var evOut syncBuffer
+	ev.Stdout = &evOut
+	if err := ev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); ev.Wait() }()
+
+	rootfs := filepath.Join(t.TempDir(), "rootfs.tar")
+	tarDir(t, img.Rootfs, rootfs)
+	f, err := os.ReadFile(rootfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := d.DockerIn(t, f, "import", "--change", "CMD [\"/bin/sh\"]", "-m", "from e2e", "-", "imported:1")
+	if r.Code != 0 || !strings.HasPrefix(strings.TrimSpace(r.Stdout), "sha256:") {
+		t.Fatalf("import: %s", r)
+	}
+	got := strings.TrimSpace(d.DockerOK(t, "image", "inspect", "--format", "{{json .Config.Cmd}} {{.Comment}}", "imported:1"))
+	if got != `["/bin/sh"] from e2e` {
+		t.Errorf("imported image = %q", got)
+	}
+	loadBusybox(t, d)
+	if out := d.DockerOK(t, "images", "--filter", "reference=imp*", "--format", "{{.Repository}}"); strings.TrimSpace(out) != "imported" {
+		t.Errorf("filtered images = %q", out)
+	}
+	if out := d.DockerOK(t, "images", "--filter", "label=org.berth.test=busybox", "--format", "{{.Repository}}"); strings.TrimSpace(out) != "busybox" {
+		t.Errorf("label filter = %q", out)
+	}
+	r = d.Docker(t, "images", "--filter", "colour=blue")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "invalid filter 'colour'") {
+		t.Errorf("bad filter: %s", r)
+	}
+	// Untag the import: dangling now, so plain prune takes it.
+	id := strings.TrimSpace(d.DockerOK(t, "image", "inspect", "--format", "{{.Id}}", "imported:1"))
+	d.DockerOK(t, "tag", "imported:1", "keep:1")
+	d.DockerOK(t, "rmi", "imported:1")
+	if out := d.DockerOK(t, "image", "prune", "-f"); strings.Contains(out, id) {
+		t.Errorf("prune took a tagged image:\n%s", out)
+	}
+	out := d.DockerOK(t, "image", "prune", "-a", "-f")
+	if !strings.Contains(out, "deleted: "+id) || !strings.Contains(out, "Total reclaimed space:") {
+		t.Errorf("prune -a:\n%s", out)
+	}
+	if out := d.DockerOK(t, "images", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("images after prune -a: %q", out)
+	}
+
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(evOut.String(), "prune") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []string{"import", "load busybox:latest", "tag keep:1", "untag imported:1", "delete", "prune"} {
+		if !strings.Contains(evOut.String(), want) {
+			t.Errorf("live events lack %q:\n%s", want, evOut.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// tarDir writes dir as a tar file (the rootfs docker import reads),
+// with tar(1): the rootfs holds symlinks and devices as they are.
+func tarDir(t *testing.T, dir, out string) {
+	t.Helper()
+	if b, err := exec.Command("tar", "-C", dir, "-cf", out, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar %s: %v: %s", dir, err, b)
 	}
 }
