@@ -51,26 +51,10 @@ func (p *Process) Signal(sig unix.Signal) error { return unix.Kill(p.pid, sig) }
 // it is re-parented here and can still be reaped.
 func (p *Process) Wait(ctx context.Context) (int, error) {
 	p.waitOnce.Do(func() {
-		var ws syscall.WaitStatus
-		if p.cmd != nil {
-			err := p.cmd.Wait()
-			if p.cmd.ProcessState == nil {
-				p.status, p.err = -1, err
-				return
-			}
-			ws = p.cmd.ProcessState.Sys().(syscall.WaitStatus)
-		} else {
-			for {
-				_, err := syscall.Wait4(p.pid, &ws, 0, nil)
-				if err == syscall.EINTR {
-					continue
-				}
-				if err != nil {
-					p.status, p.err = -1, fmt.Errorf("wait for pid %d: %w", p.pid, err)
-					return
-				}
-				break
-			}
+		ws, err := waitPid(p.pid)
+		if err != nil {
+			p.status, p.err = -1, err
+			return
 		}
 		if ws.Signaled() {
 			p.status = 128 + int(ws.Signal())
@@ -174,3 +158,35 @@ func (c *Container) Exec(ctx context.Context, opts ExecOptions) (*Process, error
 }
 
 var _ = errdefs.ErrNotFound
+
+// waitPid reaps pid, a child of this process, waiting in the poller on a
+// pidfd instead of in a blocking wait4, which would hold a thread and keep
+// the Go scheduler busy handing its P around.
+func waitPid(pid int) (syscall.WaitStatus, error) {
+	pidfd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return 0, fmt.Errorf("wait for pid %d: %w", pid, err)
+	}
+	f := os.NewFile(uintptr(pidfd), "pidfd")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var ws syscall.WaitStatus
+	var werr error
+	if err := rc.Read(func(uintptr) bool {
+		var wpid int
+		wpid, werr = syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+		if werr == syscall.EINTR {
+			return false
+		}
+		return werr != nil || wpid == pid
+	}); err != nil {
+		return 0, fmt.Errorf("wait for pid %d: %w", pid, err)
+	}
+	if werr != nil {
+		return 0, fmt.Errorf("wait for pid %d: %w", pid, werr)
+	}
+	return ws, nil
+}

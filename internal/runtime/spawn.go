@@ -47,6 +47,11 @@ func (c *Container) spawn(ctx context.Context, o spawnOptions) (*initProc, error
 	if err != nil {
 		return nil, fmt.Errorf("sync socketpair: %w", err)
 	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, fmt.Errorf("sync socketpair: %w", err)
+	}
 	parent, child := os.NewFile(uintptr(fds[0]), "sync-parent"), os.NewFile(uintptr(fds[1]), "sync-child")
 	defer child.Close()
 	files := append([]*os.File(nil), o.extra...)
@@ -62,7 +67,7 @@ func (c *Container) spawn(ctx context.Context, o spawnOptions) (*initProc, error
 	cmd := &exec.Cmd{
 		Path:        fdPath(exeFD),
 		Args:        []string{"berth-runtime", InitArg},
-		Env:         append([]string{envSyncFD + "=" + strconv.Itoa(syncFD)}, traceEnv()...),
+		Env:         append([]string{envSyncFD + "=" + strconv.Itoa(syncFD)}, append(traceEnv(), os.Getenv("BERTH_INIT_ENV"))...),
 		ExtraFiles:  files,
 		SysProcAttr: o.attr,
 		Stdin:       o.io.Stdin,

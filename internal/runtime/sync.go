@@ -80,8 +80,21 @@ func send(sock *os.File, m message, fds ...int) error {
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
-	if err := unix.Sendmsg(int(sock.Fd()), b, oob, nil, 0); err != nil {
+	// Through RawConn, not sock.Fd(), which would switch a non-blocking
+	// socket to blocking mode and take it off the poller.
+	rc, err := sock.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendmsg(int(fd), b, oob, nil, 0)
+		return serr != unix.EAGAIN
+	}); err != nil {
 		return fmt.Errorf("send %s message: %w", m.Type, err)
+	}
+	if serr != nil {
+		return fmt.Errorf("send %s message: %w", m.Type, serr)
 	}
 	return nil
 }
@@ -91,8 +104,23 @@ func send(sock *os.File, m message, fds ...int) error {
 func recv(sock *os.File) (message, []int, error) {
 	buf := make([]byte, 256<<10)
 	oob := make([]byte, unix.CmsgSpace(4*4))
+	rc, err := sock.SyscallConn()
+	if err != nil {
+		return message{}, nil, err
+	}
 	for {
-		n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		// On the parent's non-blocking end this parks the goroutine in the
+		// poller instead of holding a thread in recvmsg, which keeps the
+		// Go scheduler and sysmon from churning while the init works.
+		var n, oobn int
+		var rerr error
+		if err := rc.Read(func(fd uintptr) bool {
+			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
+			return rerr != unix.EAGAIN
+		}); err != nil {
+			return message{}, nil, fmt.Errorf("receive message: %w", err)
+		}
+		err := rerr
 		if err == unix.EINTR {
 			continue
 		}
