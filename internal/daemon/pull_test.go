@@ -218,3 +218,37 @@ func TestPullWrongPlatform(t *testing.T) {
 		t.Fatalf("%d images recorded", len(recs))
 	}
 }
+
+// TestPullConcurrent: two pulls of the same image at once (compose does
+// this) both succeed and leave one image.
+func TestPullConcurrent(t *testing.T) {
+	testutil.RequireRoot(t)
+	reg := registry.Start(t, registry.Options{})
+	reg.Seed(t, testutil.Images(t).OCILayout, "test/busybox:latest")
+	reg.Seed(t, testutil.Images(t).OCILayout, "test/busybox:other")
+	e := newRegistryEngine(t)
+	ctx := context.Background()
+	errs := make(chan error, 2)
+	for _, tag := range []string{"latest", "other"} {
+		go func() {
+			_, err := e.Pull(ctx, reg.Ref("test/busybox:"+tag), daemon.PullOptions{})
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, err := e.Images().List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || len(recs[0].RepoTags) != 2 {
+		t.Fatalf("images after concurrent pulls: %+v", recs)
+	}
+	ents, _ := os.ReadDir(filepath.Join(e.Root(), "content", "ingest"))
+	if len(ents) != 0 {
+		t.Fatalf("ingest not empty: %d entries", len(ents))
+	}
+}
