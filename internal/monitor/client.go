@@ -24,16 +24,16 @@ import (
 // Config is what a monitor needs to run one container. It is written to
 // <StateDir>/config.json for the monitor to read.
 type Config struct {
-	ID          string `json:"id"`
-	Bundle      string `json:"bundle"`      // config.json written, rootfs mounted by the engine
-	RuntimeRoot string `json:"runtimeRoot"` // internal/runtime's state root
-	StateDir    string `json:"stateDir"`    // the monitor's files (see the package doc)
-	LogPath     string `json:"logPath"`     // json-file log; "" for none
-	LogMaxSize  int64  `json:"logMaxSize"`  // bytes; 0: no rotation
-	LogMaxFiles int    `json:"logMaxFiles"`
-	Tty         bool   `json:"tty"` // must match the spec's process.terminal
-	OpenStdin   bool   `json:"openStdin"`
-	StdinOnce   bool   `json:"stdinOnce"`
+	ID          string  `json:"id"`
+	Bundle      string  `json:"bundle"`      // config.json written, rootfs mounted by the engine
+	RuntimeRoot string  `json:"runtimeRoot"` // internal/runtime's state root
+	StateDir    string  `json:"stateDir"`    // the monitor's files (see the package doc)
+	LogPath     string  `json:"logPath"`     // json-file log; "" for none
+	LogMaxSize  int64   `json:"logMaxSize"`  // bytes; 0: no rotation
+	LogMaxFiles int     `json:"logMaxFiles"`
+	Tty         bool    `json:"tty"` // must match the spec's process.terminal
+	OpenStdin   bool    `json:"openStdin"`
+	StdinOnce   bool    `json:"stdinOnce"`
 	ConsoleSize [2]uint `json:"consoleSize"` // height, width; zero: the spec's
 
 	// Created, if set, is called once the container exists and before its

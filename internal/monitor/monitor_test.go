@@ -373,7 +373,6 @@ func TestConnectAgain(t *testing.T) {
 	}
 }
 
-
 func TestParseDetachKeys(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
