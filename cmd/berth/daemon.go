@@ -13,13 +13,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"os/user"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -70,12 +67,9 @@ type daemonSettings struct {
 	tlsCACert, tlsCert, tlsKey                       string
 }
 
-// newDaemonCommand is `berth daemon`.
-//
-// HOOK FOR main.go (owned by the images engineer): add
-// newDaemonCommand(g) to root.AddCommand in newRootCommand. Until then
-// registerDaemonVerb below serves `berth [global flags] daemon ...` on its
-// own, and steps aside as soon as the root command has a daemon verb.
+// newDaemonCommand is `berth daemon`. It reads the root command's
+// persistent flags (--root, --storage-driver, --log-level) from the parsed
+// command; its default log level is info rather than the CLI's warn.
 func newDaemonCommand(_ *globals) *cobra.Command {
 	var (
 		st         daemonSettings
@@ -453,29 +447,4 @@ func writePidfile(path string) error {
 		return fmt.Errorf("pid file: %w", err)
 	}
 	return nil
-}
-
-// registerDaemonVerb is a bridge until main.go registers newDaemonCommand:
-// when the command line asks for the daemon verb and the root command has
-// none, it runs the verb on a root command of its own and exits. It does
-// nothing once main.go registers the verb, so it can be deleted then.
-func init() { registerDaemonVerb() }
-
-func registerDaemonVerb() {
-	root := newRootCommand()
-	if slices.ContainsFunc(root.Commands(), func(c *cobra.Command) bool { return c.Name() == "daemon" }) {
-		return
-	}
-	root.AddCommand(newDaemonCommand(nil))
-	if found, _, err := root.Find(os.Args[1:]); err != nil || found.Name() != "daemon" {
-		return
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := root.ExecuteContext(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "Error:", err)
-		os.Exit(exitBerth)
-	}
-	os.Exit(0)
 }
