@@ -144,13 +144,29 @@ func TestNoHostFDLeakAndCwdEscape(t *testing.T) {
 	unix.Close(dfd)
 	defer unix.Close(fd)
 
-	b := newBundle(t, shell("ls /proc/$$/fd | tr '\\n' ' '"))
-	out, code := runContainer(t, rt, "fds", b)
-	if code != 0 || strings.Fields(out) == nil || strings.Join(strings.Fields(out), " ") != "0 1 2" {
-		t.Fatalf("container fds: %q (exit %d), want only 0 1 2", out, code)
+	// The container process, seen from the host once it runs: only stdio.
+	c := startSleeper(t, rt, "fds", func(s *specs.Spec) { s.Process.Args = []string{"sleep", "600"} })
+	var fds []string
+	for i := 0; i < 500; i++ {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", c.Pid()))
+		if strings.HasSuffix(exe, "busybox") {
+			entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", c.Pid()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fds = nil
+			for _, e := range entries {
+				fds = append(fds, e.Name())
+			}
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if strings.Join(fds, " ") != "0 1 2" {
+		t.Fatalf("container process fds: %v, want only 0 1 2", fds)
 	}
 
-	b = newBundle(t, func(s *specs.Spec) { s.Process.Cwd = fmt.Sprintf("/proc/self/fd/%d", fd) })
+	b := newBundle(t, func(s *specs.Spec) { s.Process.Cwd = fmt.Sprintf("/proc/self/fd/%d", fd) })
 	_, err = rt.Create(ctx, "cwdescape", CreateOptions{Bundle: b})
 	if err == nil || !strings.Contains(err.Error(), "outside the container's root") {
 		t.Fatalf("create with cwd through a leaked fd: %v", err)
@@ -160,7 +176,7 @@ func TestNoHostFDLeakAndCwdEscape(t *testing.T) {
 	}
 
 	// The same through exec.
-	c := startSleeper(t, rt, "cwdexec", nil)
+	c = startSleeper(t, rt, "cwdexec", nil)
 	p := *c.Spec().Process
 	p.Cwd = fmt.Sprintf("/proc/self/fd/%d", fd)
 	var buf bytes.Buffer

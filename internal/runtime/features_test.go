@@ -27,7 +27,7 @@ import (
 func startSleeper(t *testing.T, rt *Runtime, id string, edit func(*specs.Spec)) *Container {
 	t.Helper()
 	ctx := context.Background()
-	b := newBundle(t, chain(edit, shell("sleep 600")))
+	b := newBundle(t, chain(shell("sleep 600"), edit))
 	c, err := rt.Create(ctx, id, CreateOptions{Bundle: b})
 	if err != nil {
 		t.Fatal(err)
