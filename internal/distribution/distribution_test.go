@@ -477,3 +477,21 @@ func TestPullTLS(t *testing.T) {
 		t.Fatalf("login over TLS: %v", err)
 	}
 }
+
+// TestPullQueue: with one transfer at a time, the second layer waits (and
+// says so) and the pull still completes.
+func TestPullQueue(t *testing.T) {
+	reg := registry.Start(t, registry.Options{})
+	reg.Seed(t, testutil.Images(t).OCILayout, "test/busybox:latest")
+	c := distribution.New(distribution.Config{Jobs: 1})
+	var statuses []distribution.Status
+	_, err := c.Pull(context.Background(), mustRef(t, reg.Ref("test/busybox")), newStore(t), distribution.PullOptions{
+		Progress: func(p distribution.Progress) { statuses = append(statuses, p.Status) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(statuses, distribution.StatusWaiting) {
+		t.Fatalf("no %q in %v", distribution.StatusWaiting, statuses)
+	}
+}

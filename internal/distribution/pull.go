@@ -234,8 +234,14 @@ func (c *Client) fetchAll(ctx context.Context, puller *remote.Puller, repo name.
 		if !isConfig {
 			select {
 			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
+			default:
+				// Queued behind Jobs other transfers, as docker shows it.
+				rep.send(Progress{Digest: desc.Digest, Status: StatusWaiting, Total: desc.Size})
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
 			}
 		}
 		n, err := c.fetchBlob(ctx, puller, repo, store, desc, isConfig, rep)
