@@ -229,3 +229,19 @@ func TestDaemonSocketAndShutdown(t *testing.T) {
 		t.Logf("events stream ended with %v", err)
 	}
 }
+
+// TestDaemonLoopbackTCP: plain tcp is served on loopback (only local
+// users reach it), for the docker CLI as for the client.
+func TestDaemonLoopbackTCP(t *testing.T) {
+	host := "tcp://127.0.0.1:" + strconv.Itoa(freePort(t))
+	d := StartDaemon(t, DaemonOptions{Args: []string{"-H", host}})
+	r := run(t, []string{"DOCKER_HOST=" + host, "DOCKER_CONFIG=" + t.TempDir()}, nil, DockerCLI, "info", "--format", "{{.DockerRootDir}}")
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != d.Root {
+		t.Errorf("docker info over tcp: %s", r)
+	}
+	c, _ := client.New(host)
+	defer c.Close()
+	if _, err := c.Ping(context.Background()); err != nil {
+		t.Errorf("client over tcp: %v", err)
+	}
+}
