@@ -3,9 +3,11 @@ package daemon_test
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -143,5 +145,42 @@ func BenchmarkImageLoad(b *testing.B) {
 				b.StartTimer()
 			}
 		})
+	}
+}
+
+// BenchmarkGNUTarBaseline extracts the same archive and then its three
+// layers with GNU tar, one after the other into one directory: the cost of
+// the files themselves on this filesystem, without verification, content
+// store or snapshots. Run beside BenchmarkImageLoad, it tells berth's
+// overhead from the disk's mood (ext4 slows down after mass deletions).
+func BenchmarkGNUTarBaseline(b *testing.B) {
+	testutil.RequireRoot(b)
+	path := loadBenchTar(b)
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(fi.Size())
+	for b.Loop() {
+		b.StopTimer()
+		dir := b.TempDir()
+		archive, rootfs := filepath.Join(dir, "archive"), filepath.Join(dir, "rootfs")
+		os.Mkdir(archive, 0o755)
+		os.Mkdir(rootfs, 0o755)
+		unix.Sync()
+		b.StartTimer()
+		if out, err := exec.Command("tar", "-C", archive, "-xf", path).CombinedOutput(); err != nil {
+			b.Fatalf("tar: %v %s", err, out)
+		}
+		var m []struct{ Layers []string }
+		mb, err := os.ReadFile(filepath.Join(archive, "manifest.json"))
+		if err != nil || json.Unmarshal(mb, &m) != nil || len(m) != 1 {
+			b.Fatalf("manifest.json: %v", err)
+		}
+		for _, l := range m[0].Layers {
+			if out, err := exec.Command("tar", "-C", rootfs, "-xf", filepath.Join(archive, l)).CombinedOutput(); err != nil {
+				b.Fatalf("tar: %v %s", err, out)
+			}
+		}
 	}
 }
