@@ -193,7 +193,6 @@ func (e *Engine) signal(ctx context.Context, c *ctrs, ct *container.Container, s
 	return nil
 }
 
-
 // ContainerKill sends a signal (name or number; "" is SIGKILL).
 func (e *Engine) ContainerKill(ctx context.Context, ref, signal string) error {
 	sig, err := ParseSignal(signal)
