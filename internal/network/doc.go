@@ -1,0 +1,29 @@
+// Package network gives containers their networking the way docker does:
+// bridge networks (the default "bridge" on berth0 and user-defined ones), a
+// network namespace per container, a veth pair per attachment with the
+// container's end named eth0 (eth1, ... for further networks), addresses
+// from IPAM, NAT and isolation in nftables, published ports, and name
+// resolution (/etc/hosts, /etc/hostname, /etc/resolv.conf, and an embedded
+// DNS server on user-defined networks).
+//
+// Manager is the one entry point the engine calls. Its subpackages each do
+// one part and know nothing of the others: netns (namespaces as files and a
+// pool of ready ones), ipam (address arithmetic), firewall (berth's nftables
+// table), portmap (port specs and host port reservation), dns (the embedded
+// server).
+//
+// It knows nothing of images, the runtime or container state beyond a
+// container's ID, name and the path of its network namespace; the engine
+// says which containers are alive (Cleanup).
+//
+// On disk it owns Config.Root (state.json: networks and endpoints, written
+// atomically after every change, the record from which IPAM allocations and
+// every kernel object are rebuilt or removed after a crash; and
+// containers/<id>/{hosts,hostname,resolv.conf}) and Config.ExecRoot/netns
+// (the bind-mounted namespaces). In the kernel it owns the bridges of its
+// networks, veths named vb<hash>, and the nftables table Config.Table
+// (default "berth"; see package firewall for how it lives beside other
+// tables). Bridges get net.ipv4.conf.<bridge>.route_localnet=1 so that
+// 127.0.0.1:hostPort can be DNATed into a container by the kernel, without
+// a userland proxy.
+package network

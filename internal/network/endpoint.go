@@ -1,0 +1,453 @@
+package network
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/berth-dev/berth/internal/cleanup"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/log"
+	"github.com/berth-dev/berth/internal/network/ipam"
+	"github.com/berth-dev/berth/internal/network/netns"
+	"github.com/berth-dev/berth/internal/network/portmap"
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// NetnsPath is where NewNetns puts a container's namespace.
+func (m *Manager) NetnsPath(containerID string) string {
+	return filepath.Join(m.cfg.ExecRoot, "netns", containerID)
+}
+
+// NewNetns gives a container a network namespace (from the pool when one
+// is ready) with loopback up, bound at NetnsPath(id), and returns the path
+// for the runtime spec's network namespace. It can run in parallel with the
+// rootfs preparation. Release removes it.
+func (m *Manager) NewNetns(ctx context.Context, containerID string) (string, error) {
+	if containerID == "" || strings.ContainsAny(containerID, "/\x00") || containerID == "." || containerID == ".." {
+		return "", fmt.Errorf("netns for container %q: %w", containerID, errdefs.ErrInvalidArgument)
+	}
+	path := m.NetnsPath(containerID)
+	if err := m.pool.Take(path); err != nil {
+		return "", fmt.Errorf("netns for container %s: %w", containerID, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if sb := m.sandbox(containerID); sb != nil {
+		_ = netns.Remove(path)
+		return "", fmt.Errorf("netns for container %s: %w", containerID, errdefs.ErrAlreadyExists)
+	}
+	m.st.Containers = append(m.st.Containers, &Sandbox{ContainerID: containerID, Netns: path, OwnNetns: true})
+	log.From(ctx).Debug("netns ready", log.KeyContainer, containerID, log.KeyNetns, path)
+	if err := m.save(); err != nil {
+		m.st.Containers = m.st.Containers[:len(m.st.Containers)-1]
+		_ = netns.Remove(path)
+		return "", err
+	}
+	return path, nil
+}
+
+// AttachOptions connects a container to a network.
+type AttachOptions struct {
+	ContainerID string
+	Name        string   // the container's name, resolved by the embedded DNS
+	Aliases     []string // --network-alias
+	NetnsPath   string   // the container's netns; empty: the one NewNetns made
+	Network     string   // name, ID or ID prefix; empty: the default network
+	IPv4        netip.Addr
+	IPv6        netip.Addr
+	Ports       []portmap.Binding // published on this endpoint
+
+	// Name resolution; used when the container first attaches (later
+	// attachments keep the first one's settings).
+	Hostname   string
+	Domainname string
+	DNS        []string // --dns
+	DNSSearch  []string // --dns-search
+	DNSOptions []string // --dns-option
+	ExtraHosts []string // --add-host name:ip
+}
+
+// AttachResult is the new endpoint and the files to bind-mount into the
+// container at /etc/hosts, /etc/hostname and /etc/resolv.conf.
+type AttachResult struct {
+	Endpoint       Endpoint
+	HostsPath      string
+	HostnamePath   string
+	ResolvConfPath string
+}
+
+// vethName derives the host end's name from the container and network, so
+// that it can be found again after a crash even without state.
+func vethName(containerID, networkID string) string {
+	h := sha256.Sum256([]byte(containerID + "/" + networkID))
+	return "vb" + hex.EncodeToString(h[:])[:11]
+}
+
+// Attach connects a container to a network: host ports reserved, addresses
+// allocated, a veth with its container end (eth0, eth1, ...) addressed and
+// routed inside the namespace and its host end on the bridge, rules for the
+// published ports, name resolution files, and the embedded DNS server on a
+// user-defined network. On error nothing of it remains.
+func (m *Manager) Attach(ctx context.Context, opts AttachOptions) (AttachResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	res, err := m.attachLocked(ctx, opts)
+	if err != nil {
+		return AttachResult{}, fmt.Errorf("attach container %s to network %s: %w", opts.ContainerID, opts.Network, err)
+	}
+	return res, nil
+}
+
+func (m *Manager) attachLocked(ctx context.Context, opts AttachOptions) (AttachResult, error) {
+	var undo cleanup.Stack
+	defer undo.Unwind()
+	ref := opts.Network
+	if ref == "" {
+		ref = DefaultNetwork
+	}
+	n := m.find(ref)
+	if n == nil {
+		return AttachResult{}, fmt.Errorf("network %s not found: %w", ref, errdefs.ErrNotFound)
+	}
+	if opts.ContainerID == "" {
+		return AttachResult{}, fmt.Errorf("no container ID: %w", errdefs.ErrInvalidArgument)
+	}
+	if _, err := parseExtraHosts(opts.ExtraHosts); err != nil {
+		return AttachResult{}, err
+	}
+	if n.Default && len(opts.Aliases) > 0 {
+		return AttachResult{}, fmt.Errorf("network-scoped aliases are only supported for user-defined networks: %w", errdefs.ErrInvalidArgument)
+	}
+	sb := m.sandbox(opts.ContainerID)
+	if sb == nil {
+		path := opts.NetnsPath
+		if path == "" {
+			return AttachResult{}, fmt.Errorf("no network namespace (call NewNetns or give NetnsPath): %w", errdefs.ErrInvalidArgument)
+		}
+		sb = &Sandbox{ContainerID: opts.ContainerID, Netns: path}
+		m.st.Containers = append(m.st.Containers, sb)
+		undo.Push(func() {
+			m.st.Containers = slices.DeleteFunc(m.st.Containers, func(s *Sandbox) bool { return s == sb })
+		})
+	}
+	if opts.NetnsPath != "" && opts.NetnsPath != sb.Netns {
+		return AttachResult{}, fmt.Errorf("netns %s: the container already uses %s: %w", opts.NetnsPath, sb.Netns, errdefs.ErrConflict)
+	}
+	eps := m.endpointsOf(opts.ContainerID)
+	if len(eps) == 0 {
+		sb.Hostname, sb.Domainname = opts.Hostname, opts.Domainname
+		sb.DNS, sb.DNSSearch, sb.DNSOptions, sb.ExtraHosts = opts.DNS, opts.DNSSearch, opts.DNSOptions, opts.ExtraHosts
+		if sb.Hostname == "" {
+			sb.Hostname = opts.ContainerID[:min(12, len(opts.ContainerID))]
+		}
+	}
+	for _, ep := range eps {
+		if ep.NetworkID == n.ID {
+			return AttachResult{}, fmt.Errorf("endpoint with name %s already exists in network %s: %w", opts.Name, n.Name, errdefs.ErrConflict)
+		}
+	}
+	nsf, err := os.Open(sb.Netns)
+	if err != nil {
+		return AttachResult{}, fmt.Errorf("open netns: %w", err)
+	}
+	defer nsf.Close()
+	if !netns.IsNetns(sb.Netns) {
+		return AttachResult{}, fmt.Errorf("%s is not a network namespace: %w", sb.Netns, errdefs.ErrInvalidArgument)
+	}
+
+	ep := &Endpoint{ID: newID(), ContainerID: opts.ContainerID, Name: opts.Name, Aliases: opts.Aliases,
+		NetworkID: n.ID, NetworkName: n.Name, HostVeth: vethName(opts.ContainerID, n.ID)}
+
+	// Host ports first: a port in use must fail before any kernel object.
+	if len(opts.Ports) > 0 {
+		r, err := portmap.Reserve(opts.Ports)
+		if err != nil {
+			return AttachResult{}, err
+		}
+		undo.Push(r.Close)
+		ep.Ports = r.Bindings
+		m.ports[ep.ID] = r
+		undo.Push(func() { delete(m.ports, ep.ID) })
+	}
+
+	// Addresses: the pools are rebuilt from the endpoints on record, which
+	// is what makes allocations survive a restart without a second record.
+	for _, s := range n.Subnets {
+		pool, err := m.poolOf(n, s)
+		if err != nil {
+			return AttachResult{}, err
+		}
+		want := opts.IPv4
+		if s.Subnet.Addr().Is6() {
+			want = opts.IPv6
+		}
+		a, err := pool.Allocate(opts.ContainerID, want)
+		if err != nil {
+			return AttachResult{}, err
+		}
+		if a.Is4() {
+			ep.IPv4, ep.Gateway = netip.PrefixFrom(a, s.Subnet.Bits()), s.Gateway
+		} else {
+			ep.IPv6, ep.Gateway6 = netip.PrefixFrom(a, s.Subnet.Bits()), s.Gateway
+		}
+	}
+	if opts.IPv6.IsValid() && !ep.IPv6.IsValid() {
+		return AttachResult{}, fmt.Errorf("--ip6 %s: network %s has no IPv6: %w", opts.IPv6, n.Name, errdefs.ErrInvalidArgument)
+	}
+	if opts.IPv4.IsValid() && opts.IPv4 != ep.IPv4.Addr() {
+		return AttachResult{}, fmt.Errorf("--ip %s: %w", opts.IPv4, errdefs.ErrInvalidArgument)
+	}
+	mac := ipam.MACFromIP(ep.IPv4.Addr())
+	ep.MAC = net.HardwareAddr(mac[:]).String()
+	ep.IfName = nextIfName(eps)
+
+	br, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		return AttachResult{}, fmt.Errorf("bridge %s: %w", n.Bridge, err)
+	}
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MTU: n.MTU, MasterIndex: br.Attrs().Index},
+		PeerName:         ep.IfName,
+		PeerHardwareAddr: net.HardwareAddr(mac[:]),
+		PeerNamespace:    netlink.NsFd(int(nsf.Fd())),
+	}
+	if n.MTU > 0 {
+		veth.PeerMTU = uint32(n.MTU)
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return AttachResult{}, fmt.Errorf("add veth %s: %w", ep.HostVeth, err)
+	}
+	undo.Push(func() { _ = delLink(ep.HostVeth) })
+	if err := netlink.LinkSetUp(veth); err != nil {
+		return AttachResult{}, fmt.Errorf("set %s up: %w", ep.HostVeth, err)
+	}
+	if err := configureInside(nsf, ep, n, len(eps) == 0 || !hasDefaultRoute(m, eps)); err != nil {
+		return AttachResult{}, err
+	}
+
+	m.st.Endpoints = append(m.st.Endpoints, ep)
+	undo.Push(func() {
+		m.st.Endpoints = slices.DeleteFunc(m.st.Endpoints, func(e *Endpoint) bool { return e == ep })
+	})
+	if len(ep.Ports) > 0 {
+		if err := m.applyRules(); err != nil {
+			return AttachResult{}, err
+		}
+		undo.Push(func() { _ = m.applyRules() })
+	}
+	if err := m.save(); err != nil {
+		return AttachResult{}, err
+	}
+	res, err := m.writeFiles(sb)
+	if err != nil {
+		return AttachResult{}, err
+	}
+	if !n.Default && m.servers[sb.ContainerID] == nil {
+		if err := m.startDNS(ctx, sb); err != nil {
+			return AttachResult{}, err
+		}
+	}
+	undo.Disarm()
+	res.Endpoint = *ep
+	log.From(ctx).Debug("attached", log.KeyContainer, opts.ContainerID, "network", n.Name, "ip", ep.IPv4, "veth", ep.HostVeth)
+	return res, nil
+}
+
+// hasDefaultRoute reports whether one of the container's endpoints gave it
+// a default route (the first one on a non-internal network).
+func hasDefaultRoute(m *Manager, eps []*Endpoint) bool {
+	for _, ep := range eps {
+		if n := m.find(ep.NetworkID); n != nil && !n.Internal {
+			return true
+		}
+	}
+	return false
+}
+
+func nextIfName(eps []*Endpoint) string {
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("eth%d", i)
+		if !slices.ContainsFunc(eps, func(e *Endpoint) bool { return e.IfName == name }) {
+			return name
+		}
+	}
+}
+
+// poolOf rebuilds the IPAM pool of one subnet from the endpoints on record.
+func (m *Manager) poolOf(n *Network, s Subnet) (*ipam.Pool, error) {
+	p, err := ipam.NewPool(s.Subnet, s.IPRange, s.Gateway)
+	if err != nil {
+		return nil, err
+	}
+	for _, ep := range m.st.Endpoints {
+		if ep.NetworkID != n.ID {
+			continue
+		}
+		for _, a := range []netip.Prefix{ep.IPv4, ep.IPv6} {
+			if a.IsValid() && s.Subnet.Contains(a.Addr()) {
+				_, _ = p.Allocate(ep.ContainerID, a.Addr())
+			}
+		}
+	}
+	return p, nil
+}
+
+// configureInside addresses and routes the container's end of the veth.
+// The netlink socket is opened inside the namespace, so no thread of ours
+// has to enter it.
+func configureInside(nsf *os.File, ep *Endpoint, n *Network, defaultRoute bool) error {
+	h, err := netlink.NewHandleAt(vnetns.NsHandle(int(nsf.Fd())), unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("netlink in container netns: %w", err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName(ep.IfName)
+	if err != nil {
+		return fmt.Errorf("find %s in container netns: %w", ep.IfName, err)
+	}
+	if ep.IPv4.IsValid() {
+		if err := h.AddrAdd(l, &netlink.Addr{IPNet: ipNet(ep.IPv4)}); err != nil {
+			return fmt.Errorf("address %s: %w", ep.IPv4, err)
+		}
+	}
+	if ep.IPv6.IsValid() {
+		// No duplicate address detection: IPAM already made it unique,
+		// and DAD would hold the address "tentative" for a second or more.
+		if err := h.AddrAdd(l, &netlink.Addr{IPNet: ipNet(ep.IPv6), Flags: unix.IFA_F_NODAD}); err != nil {
+			return fmt.Errorf("address %s: %w", ep.IPv6, err)
+		}
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set %s up: %w", ep.IfName, err)
+	}
+	// An --internal network gives no default route: no way out at all.
+	if !defaultRoute || n.Internal {
+		return nil
+	}
+	for _, gw := range []netip.Addr{ep.Gateway, ep.Gateway6} {
+		if !gw.IsValid() {
+			continue
+		}
+		r := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice()}
+		if err := h.RouteAdd(r); err != nil {
+			return fmt.Errorf("default route via %s: %w", gw, err)
+		}
+	}
+	return nil
+}
+
+func delLink(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return err
+	}
+	return netlink.LinkDel(l)
+}
+
+// Detach disconnects a container from one network.
+func (m *Manager) Detach(ctx context.Context, containerID, network string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := m.find(network)
+	if n == nil {
+		return fmt.Errorf("detach container %s: network %s not found: %w", containerID, network, errdefs.ErrNotFound)
+	}
+	for _, ep := range m.st.Endpoints {
+		if ep.ContainerID == containerID && ep.NetworkID == n.ID {
+			return m.detachLocked(ctx, ep, true)
+		}
+	}
+	return fmt.Errorf("detach container %s: not connected to network %s: %w", containerID, n.Name, errdefs.ErrNotFound)
+}
+
+// detachLocked removes one endpoint: veth, rules, host ports, record; with
+// files it rewrites the container's hosts file and stops its DNS server
+// when no user-defined network is left.
+func (m *Manager) detachLocked(ctx context.Context, ep *Endpoint, files bool) error {
+	var errs []error
+	if err := delLink(ep.HostVeth); err != nil {
+		errs = append(errs, fmt.Errorf("delete veth %s: %w", ep.HostVeth, err))
+	}
+	m.st.Endpoints = slices.DeleteFunc(m.st.Endpoints, func(e *Endpoint) bool { return e == ep })
+	if r := m.ports[ep.ID]; r != nil {
+		r.Close()
+		delete(m.ports, ep.ID)
+	}
+	if len(ep.Ports) > 0 {
+		errs = append(errs, m.applyRules())
+	}
+	errs = append(errs, m.save())
+	if sb := m.sandbox(ep.ContainerID); sb != nil && files {
+		user := false
+		for _, e := range m.endpointsOf(ep.ContainerID) {
+			if n := m.find(e.NetworkID); n != nil && !n.Default {
+				user = true
+			}
+		}
+		if s := m.servers[sb.ContainerID]; s != nil && !user {
+			s.Close()
+			delete(m.servers, sb.ContainerID)
+		}
+		if _, err := m.writeFiles(sb); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	log.From(ctx).Debug("detached", log.KeyContainer, ep.ContainerID, "network", ep.NetworkName)
+	return errors.Join(errs...)
+}
+
+// Release removes all of a container's networking: endpoints, DNS server,
+// files, and the namespace when NewNetns made it. Releasing an unknown
+// container does nothing, so the engine may call it on every removal.
+func (m *Manager) Release(ctx context.Context, containerID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.releaseLocked(ctx, containerID)
+}
+
+func (m *Manager) releaseLocked(ctx context.Context, containerID string) error {
+	var errs []error
+	for _, ep := range m.endpointsOf(containerID) {
+		errs = append(errs, m.detachLocked(ctx, ep, false))
+	}
+	if s := m.servers[containerID]; s != nil {
+		s.Close()
+		delete(m.servers, containerID)
+	}
+	if sb := m.sandbox(containerID); sb != nil {
+		if sb.OwnNetns {
+			errs = append(errs, netns.Remove(sb.Netns))
+		}
+		m.st.Containers = slices.DeleteFunc(m.st.Containers, func(s *Sandbox) bool { return s == sb })
+		errs = append(errs, m.save())
+	}
+	errs = append(errs, os.RemoveAll(m.filesDir(containerID)))
+	return errors.Join(errs...)
+}
+
+// Endpoints lists a container's endpoints (for container inspect and
+// docker port).
+func (m *Manager) Endpoints(containerID string) []Endpoint {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Endpoint
+	for _, ep := range m.endpointsOf(containerID) {
+		out = append(out, *ep)
+	}
+	return out
+}

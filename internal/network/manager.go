@@ -1,0 +1,343 @@
+package network
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/log"
+	"github.com/berth-dev/berth/internal/network/dns"
+	"github.com/berth-dev/berth/internal/network/firewall"
+	"github.com/berth-dev/berth/internal/network/netns"
+	"github.com/berth-dev/berth/internal/network/portmap"
+)
+
+// Config says where the manager keeps its state and how the default
+// network looks.
+type Config struct {
+	Root     string // state and per-container files, e.g. /var/lib/berth/network
+	ExecRoot string // the engine's exec-root; namespaces go under ExecRoot/netns
+
+	DefaultBridge string       // device of the default network; "berth0" when empty
+	DefaultSubnet netip.Prefix // its subnet; 172.30.0.0/16 (or a free pool) when zero
+	NoDefault     bool         // make no default network (tests of user networks)
+
+	Table      string // nftables table (family inet); "berth" when empty
+	PoolSize   int    // namespaces made in advance; 4 when zero, none when negative
+	ResolvConf string // the host's resolv.conf; /etc/resolv.conf when empty
+}
+
+// DefaultNetwork is docker's name of the default network.
+const DefaultNetwork = "bridge"
+
+// Manager owns berth's networks and the containers' attachments to them.
+// It is safe for concurrent use: mu guards st, servers and ports, and is
+// held across each operation, kernel work included, so operations are
+// serialised (they take about a millisecond each).
+type Manager struct {
+	cfg  Config
+	pool *netns.Pool
+
+	mu      sync.Mutex
+	st      state
+	servers map[string]*dns.Server          // container ID → its DNS server
+	ports   map[string]*portmap.Reservation // endpoint ID → reserved host ports
+}
+
+// state is what state.json holds.
+type state struct {
+	Networks   []*Network
+	Endpoints  []*Endpoint
+	Containers []*Sandbox
+}
+
+// Network is one bridge network.
+type Network struct {
+	ID       string
+	Name     string
+	Driver   string // "bridge"
+	Bridge   string // the bridge device
+	Subnets  []Subnet
+	IPv6     bool
+	Internal bool
+	MTU      int               `json:",omitempty"`
+	Labels   map[string]string `json:",omitempty"`
+	Options  map[string]string `json:",omitempty"`
+	Created  time.Time
+	Default  bool // the default network: no embedded DNS, as docker's bridge
+}
+
+// Subnet is one address family of a network.
+type Subnet struct {
+	Subnet  netip.Prefix
+	Gateway netip.Addr
+	IPRange netip.Prefix `json:",omitzero"`
+}
+
+// Sandbox is a container's networking: its namespace and name resolution.
+type Sandbox struct {
+	ContainerID string
+	Netns       string
+	OwnNetns    bool // made by NewNetns: removed by Release
+	Hostname    string
+	Domainname  string   `json:",omitempty"`
+	DNS         []string `json:",omitempty"`
+	DNSSearch   []string `json:",omitempty"`
+	DNSOptions  []string `json:",omitempty"`
+	ExtraHosts  []string `json:",omitempty"`
+}
+
+// Endpoint is one container's attachment to one network.
+type Endpoint struct {
+	ID          string
+	ContainerID string
+	Name        string   // the container's name, resolved by the embedded DNS
+	Aliases     []string `json:",omitempty"`
+	NetworkID   string
+	NetworkName string
+	IfName      string // inside the container: eth0, eth1, ...
+	HostVeth    string // the host end, on the bridge
+	MAC         string
+	IPv4        netip.Prefix      `json:",omitzero"`
+	IPv6        netip.Prefix      `json:",omitzero"`
+	Gateway     netip.Addr        `json:",omitzero"`
+	Gateway6    netip.Addr        `json:",omitzero"`
+	Ports       []portmap.Binding `json:",omitempty"`
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// New opens (or makes) the state under cfg.Root, brings the kernel in line
+// with it (bridges, the nftables table, host-port reservations, DNS servers
+// of containers whose namespaces still exist), makes the default network,
+// and starts the namespace pool. It removes nothing: call Cleanup with the
+// engine's idea of which containers are alive for that.
+func New(ctx context.Context, cfg Config) (*Manager, error) {
+	if cfg.Root == "" || cfg.ExecRoot == "" {
+		return nil, fmt.Errorf("network: root and exec-root are required: %w", errdefs.ErrInvalidArgument)
+	}
+	if cfg.DefaultBridge == "" {
+		cfg.DefaultBridge = "berth0"
+	}
+	if cfg.Table == "" {
+		cfg.Table = "berth"
+	}
+	if cfg.PoolSize == 0 {
+		cfg.PoolSize = 4
+	}
+	if cfg.ResolvConf == "" {
+		cfg.ResolvConf = "/etc/resolv.conf"
+	}
+	for _, d := range []string{cfg.Root, filepath.Join(cfg.ExecRoot, "netns")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("network: %w", err)
+		}
+	}
+	m := &Manager{cfg: cfg, servers: map[string]*dns.Server{}, ports: map[string]*portmap.Reservation{}}
+	if err := m.load(); err != nil {
+		return nil, err
+	}
+	for _, n := range m.st.Networks {
+		if err := ensureBridge(n); err != nil {
+			return nil, fmt.Errorf("network %s: %w", n.Name, err)
+		}
+	}
+	if !cfg.NoDefault && m.find(DefaultNetwork) == nil {
+		if _, err := m.createLocked(ctx, CreateOptions{Name: DefaultNetwork, Bridge: cfg.DefaultBridge, Subnet: cfg.DefaultSubnet, def: true}); err != nil {
+			return nil, err
+		}
+	}
+	// Host ports of live containers: the sockets that held them died with
+	// the previous daemon.
+	for _, ep := range m.st.Endpoints {
+		if len(ep.Ports) == 0 {
+			continue
+		}
+		r, err := portmap.Reserve(ep.Ports)
+		if err != nil {
+			log.From(ctx).Warn("network: reserve host ports again", log.KeyContainer, ep.ContainerID, log.KeyErr, err)
+			continue
+		}
+		m.ports[ep.ID] = r
+	}
+	if err := m.applyRules(); err != nil {
+		m.closeLocked()
+		return nil, err
+	}
+	for _, sb := range m.st.Containers {
+		if netns.IsNetns(sb.Netns) {
+			if err := m.startDNS(ctx, sb); err != nil {
+				log.From(ctx).Warn("network: restart embedded dns", log.KeyContainer, sb.ContainerID, log.KeyErr, err)
+			}
+		}
+	}
+	m.pool = netns.NewPool(ctx, cfg.PoolSize)
+	return m, nil
+}
+
+// Close stops the manager's goroutines and sockets but leaves networks,
+// namespaces and rules in place: containers keep their networking while the
+// daemon is down. Host ports stay published by the rules but are not
+// reserved against other programs until New runs again.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closeLocked()
+}
+
+func (m *Manager) closeLocked() {
+	if m.pool != nil {
+		m.pool.Close()
+	}
+	for id, s := range m.servers {
+		s.Close()
+		delete(m.servers, id)
+	}
+	for id, r := range m.ports {
+		r.Close()
+		delete(m.ports, id)
+	}
+}
+
+// Teardown removes everything the manager made: containers' attachments,
+// namespaces and files, every network's bridge, and the nftables table;
+// then closes the manager. For tests and `berth system reset`.
+func (m *Manager) Teardown(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for _, sb := range append([]*Sandbox(nil), m.st.Containers...) {
+		errs = append(errs, m.releaseLocked(ctx, sb.ContainerID))
+	}
+	for _, ep := range append([]*Endpoint(nil), m.st.Endpoints...) {
+		errs = append(errs, m.detachLocked(ctx, ep, false))
+	}
+	for _, n := range m.st.Networks {
+		errs = append(errs, deleteBridge(n.Bridge))
+	}
+	m.st.Networks = nil
+	errs = append(errs, firewall.Delete(m.cfg.Table), m.save())
+	m.closeLocked()
+	return errors.Join(errs...)
+}
+
+func (m *Manager) statePath() string { return filepath.Join(m.cfg.Root, "state.json") }
+
+func (m *Manager) load() error {
+	b, err := os.ReadFile(m.statePath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("network state: %w", err)
+	}
+	if err := json.Unmarshal(b, &m.st); err != nil {
+		return fmt.Errorf("network state %s: %w", m.statePath(), err)
+	}
+	return nil
+}
+
+// save writes state.json atomically: a temp file, then rename. It does not
+// fsync: the record must survive a daemon crash (the page cache does), and
+// after a machine crash every namespace, veth and rule it describes is gone
+// anyway; Cleanup reconciles. An fsync would cost more than the whole
+// attach budget on slow disks.
+func (m *Manager) save() error {
+	b, err := json.MarshalIndent(&m.st, "", "\t")
+	if err != nil {
+		return fmt.Errorf("network state: %w", err)
+	}
+	tmp := m.statePath() + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("network state: %w", err)
+	}
+	if err := os.Rename(tmp, m.statePath()); err != nil {
+		return fmt.Errorf("network state: %w", err)
+	}
+	return nil
+}
+
+// find looks a network up by ID, name, or unique ID prefix.
+func (m *Manager) find(ref string) *Network {
+	if ref == "" {
+		return nil
+	}
+	for _, n := range m.st.Networks {
+		if n.ID == ref || n.Name == ref {
+			return n
+		}
+	}
+	var hit *Network
+	for _, n := range m.st.Networks {
+		if len(ref) < len(n.ID) && n.ID[:len(ref)] == ref {
+			if hit != nil {
+				return nil
+			}
+			hit = n
+		}
+	}
+	return hit
+}
+
+func (m *Manager) sandbox(id string) *Sandbox {
+	for _, sb := range m.st.Containers {
+		if sb.ContainerID == id {
+			return sb
+		}
+	}
+	return nil
+}
+
+func (m *Manager) endpointsOf(containerID string) []*Endpoint {
+	var out []*Endpoint
+	for _, ep := range m.st.Endpoints {
+		if ep.ContainerID == containerID {
+			out = append(out, ep)
+		}
+	}
+	return out
+}
+
+// applyRules writes the nftables table from the state.
+func (m *Manager) applyRules() error {
+	var rs firewall.Ruleset
+	byID := map[string]*Network{}
+	for _, n := range m.st.Networks {
+		byID[n.ID] = n
+		b := firewall.Bridge{Name: n.Bridge, Internal: n.Internal}
+		for _, s := range n.Subnets {
+			b.Subnets = append(b.Subnets, s.Subnet)
+		}
+		rs.Bridges = append(rs.Bridges, b)
+	}
+	for _, ep := range m.st.Endpoints {
+		n := byID[ep.NetworkID]
+		if n == nil || !ep.IPv4.IsValid() {
+			continue
+		}
+		for _, p := range ep.Ports {
+			if p.HostIP.IsValid() && !p.HostIP.Is4() {
+				continue // IPv6 host addresses are reserved but not yet forwarded
+			}
+			rs.Ports = append(rs.Ports, firewall.Port{Proto: p.Proto, HostIP: p.HostIP, HostPort: p.HostPort, IP: ep.IPv4.Addr(), Port: p.ContainerPort, Bridge: n.Bridge})
+		}
+	}
+	return firewall.Apply(m.cfg.Table, rs)
+}
+
+// Config is the manager's configuration with defaults filled in.
+func (m *Manager) Config() Config { return m.cfg }
