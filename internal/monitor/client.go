@@ -127,7 +127,7 @@ func Start(ctx context.Context, cfg Config) (*Handle, error) {
 		undo.Disarm()
 		return nil, fromKind(fmt.Sprintf("start container %s: %s", cfg.ID, m.Error), m.Kind)
 	}
-	h := &Handle{stateDir: cfg.StateDir, pid: m.Pid, tty: cfg.Tty}
+	h := &Handle{stateDir: cfg.StateDir, pid: m.Pid, tty: cfg.Tty, self: cmd.Process.Pid}
 	if cfg.Created != nil {
 		if err := cfg.Created(h); err != nil {
 			return nil, err // the monitor reads EOF and removes the container
@@ -195,7 +195,7 @@ func Connect(ctx context.Context, stateDir string) (*Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Handle{stateDir: stateDir, pid: rep.Pid, tty: rep.Tty}, nil
+	return &Handle{stateDir: stateDir, pid: rep.Pid, tty: rep.Tty, self: rep.Self}, nil
 }
 
 func dialInfo(stateDir string) (reply, error) {
@@ -217,7 +217,11 @@ type Handle struct {
 	stateDir string
 	pid      int
 	tty      bool
+	self     int // the monitor's pid
 }
+
+// MonitorPid is the monitor process's pid.
+func (h *Handle) MonitorPid() int { return h.self }
 
 // Pid is the container init's pid.
 func (h *Handle) Pid() int { return h.pid }

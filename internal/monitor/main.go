@@ -469,7 +469,7 @@ func (m *mon) handle(c *net.UnixConn) {
 	}
 	switch req.Op {
 	case "info":
-		answer(reply{Pid: m.c.Pid(), Tty: m.cfg.Tty})
+		answer(reply{Pid: m.c.Pid(), Self: os.Getpid(), Tty: m.cfg.Tty})
 		c.Close()
 	case "wait":
 		m.mu.Lock()

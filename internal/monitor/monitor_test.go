@@ -95,12 +95,14 @@ func (e *env) start(t *testing.T) *Handle {
 
 // kill ends the container if it still runs and waits for the monitor to
 // finish its cleanup.
-func (e *env) kill(t *testing.T, h *Handle) {
-	rt, err := runtime.New(e.cfg.RuntimeRoot)
+func (e *env) kill(t *testing.T, h *Handle) { killAndWait(t, e.cfg, h) }
+
+func killAndWait(tb testing.TB, cfg Config, h *Handle) {
+	rt, err := runtime.New(cfg.RuntimeRoot)
 	if err != nil {
 		return
 	}
-	if c, err := rt.Load(context.Background(), e.cfg.ID); err == nil {
+	if c, err := rt.Load(context.Background(), cfg.ID); err == nil {
 		_ = c.Kill(context.Background(), unix.SIGKILL, true)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -108,14 +110,14 @@ func (e *env) kill(t *testing.T, h *Handle) {
 	_, _ = h.Wait(ctx)
 	// The monitor removes its socket last: wait for it to be gone.
 	for i := 0; i < 500; i++ {
-		if _, err := Connect(ctx, e.cfg.StateDir); errors.Is(err, errdefs.ErrNotFound) {
-			if _, err := os.Stat(filepath.Join(e.cfg.RuntimeRoot, e.cfg.ID)); errors.Is(err, os.ErrNotExist) {
+		if _, err := Connect(ctx, cfg.StateDir); errors.Is(err, errdefs.ErrNotFound) {
+			if _, err := os.Stat(filepath.Join(cfg.RuntimeRoot, cfg.ID)); errors.Is(err, os.ErrNotExist) {
 				return
 			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Errorf("monitor of %s did not finish", e.cfg.ID)
+	tb.Errorf("monitor of %s did not finish", cfg.ID)
 }
 
 func (e *env) logs(t *testing.T) []string {

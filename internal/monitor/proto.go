@@ -56,6 +56,7 @@ type request struct {
 // reply is the monitor's answer line.
 type reply struct {
 	Pid   int    `json:"pid,omitempty"`
+	Self  int    `json:"self,omitempty"` // the monitor's own pid
 	Tty   bool   `json:"tty,omitempty"`
 	Exit  *Exit  `json:"exit,omitempty"`
 	Error string `json:"error,omitempty"`
