@@ -261,11 +261,15 @@ func runDaemon(ctx context.Context, st daemonSettings) error {
 	}
 	log.From(ctx).Info("daemon: up", "root", e.Root(), "storage-driver", e.StorageDriver(), "api", api.MaxAPIVersion)
 
+	var serveErr error
 	select {
 	case <-ctx.Done():
 		log.From(ctx).Info("daemon: shutting down")
-	case err := <-served:
-		log.From(ctx).Error("daemon: serve", log.KeyErr, err)
+	case serveErr = <-served:
+		// A listener failed: stop serving on the others too, and exit
+		// non-zero so a supervisor restarts us.
+		log.From(ctx).Error("daemon: serve", log.KeyErr, serveErr)
+		serveErr = fmt.Errorf("serve: %w", serveErr)
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
@@ -279,7 +283,7 @@ func runDaemon(ctx context.Context, st daemonSettings) error {
 		}
 	}
 	log.From(ctx).Info("daemon: stopped")
-	return nil
+	return serveErr
 }
 
 // parseHost reads one -H value: unix:///path, tcp://host:port (also

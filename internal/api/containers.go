@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -543,17 +544,45 @@ func (s *Server) containerAttach(ctx context.Context, w http.ResponseWriter, r *
 		}
 	}
 	opts.DetachKeys = r.URL.Query().Get("detachKeys")
-	var closer func()
+	var sess session
 	opts.Streams = func(tty bool) (Streams, error) {
-		st, err := attachStreams(ctx, w, r, opts.Stdin, opts.Stdout, opts.Stderr, tty)
-		closer = st.Close
-		return st, err
+		return sess.open(ctx, w, r, opts.Stdin, opts.Stdout, opts.Stderr, tty)
 	}
 	err = s.b.Containers.ContainerAttach(ctx, r.PathValue("id"), opts)
-	if closer != nil {
-		closer()
-	}
+	sess.close()
 	return err
+}
+
+// session is a hijacked connection a backend asked for through a Streams
+// callback, which it may call from any goroutine; mu guards close.
+type session struct {
+	mu    sync.Mutex
+	closeFn func()
+}
+
+func (s *session) open(ctx context.Context, w http.ResponseWriter, r *http.Request, stdin, stdout, stderr, tty bool) (Streams, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closeFn != nil {
+		return Streams{}, fmt.Errorf("streams asked for twice: %w", errdefs.ErrConflict)
+	}
+	st, err := attachStreams(ctx, w, r, stdin, stdout, stderr, tty)
+	if err == nil {
+		s.closeFn = st.Close
+	}
+	return st, err
+}
+
+// close ends the session, if one was opened; it reports whether one was.
+func (s *session) close() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closeFn == nil {
+		return false
+	}
+	s.closeFn()
+	s.closeFn = func() {}
+	return true
 }
 
 func resizeQuery(r *http.Request) (uint, uint, error) {

@@ -69,20 +69,14 @@ func (s *Server) execStart(ctx context.Context, w http.ResponseWriter, r *http.R
 		return err
 	}
 	opts := ExecStartOptions{Detach: req.Detach, Tty: req.Tty, ConsoleSize: req.ConsoleSize}
-	var closer func()
+	var sess session
 	if !req.Detach {
 		opts.Streams = func(tty bool) (Streams, error) {
-			st, err := attachStreams(ctx, w, r, true, true, true, tty)
-			closer = st.Close
-			return st, err
+			return sess.open(ctx, w, r, true, true, true, tty)
 		}
 	}
 	err := s.b.Exec.ExecStart(ctx, r.PathValue("id"), opts)
-	if closer != nil {
-		closer()
-		return err
-	}
-	if err != nil {
+	if sess.close() || err != nil {
 		return err
 	}
 	// Detached: docker answers 200 with no body.

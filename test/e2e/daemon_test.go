@@ -152,6 +152,17 @@ func TestDaemonTLSVerify(t *testing.T) {
 	if _, err := anon.Info(context.Background()); err == nil {
 		t.Error("client without a certificate was served")
 	}
+	t.Setenv("BERTH_HOST", host)
+	t.Setenv("DOCKER_TLS_VERIFY", "1")
+	t.Setenv("DOCKER_CERT_PATH", certDir)
+	fromEnv, err := client.FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fromEnv.Close()
+	if _, err := fromEnv.Ping(context.Background()); err != nil {
+		t.Errorf("client from the environment: %v", err)
+	}
 	plain, _ := client.New(host)
 	defer plain.Close()
 	if _, err := plain.Info(context.Background()); err == nil {
