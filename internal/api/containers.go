@@ -556,7 +556,7 @@ func (s *Server) containerAttach(ctx context.Context, w http.ResponseWriter, r *
 // session is a hijacked connection a backend asked for through a Streams
 // callback, which it may call from any goroutine; mu guards close.
 type session struct {
-	mu    sync.Mutex
+	mu      sync.Mutex
 	closeFn func()
 }
 
