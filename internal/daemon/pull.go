@@ -141,16 +141,8 @@ func (e *Engine) Pull(ctx context.Context, ref string, opts PullOptions) (_ Pull
 		return PullResult{}, fmt.Errorf("pull %s: %w", reference.FamiliarString(named), err)
 	}
 	rec.RepoDigests = []string{rd}
-	if before.ID == rec.ID {
-		// Layers unpacked by an earlier pull were not read again: keep the
-		// sizes counted then.
-		rec.Size = 0
-		for i := range rec.Layers {
-			if rec.Layers[i].Size == 0 && i < len(before.Layers) && before.Layers[i].ChainID == rec.Layers[i].ChainID {
-				rec.Layers[i].Size = before.Layers[i].Size
-			}
-			rec.Size += rec.Layers[i].Size
-		}
+	if err := e.knownLayerSizes(ctx, &rec); err != nil {
+		return PullResult{}, fmt.Errorf("pull %s: %w", reference.FamiliarString(named), err)
 	}
 	stored, err := e.images.Put(ctx, rec)
 	if err != nil {
@@ -164,6 +156,40 @@ func (e *Engine) Pull(ctx context.Context, ref string, opts PullOptions) (_ Pull
 	}
 	log.From(ctx).Info("pull done", log.KeyDigest, res.Target.Digest.String(), "fetched", res.Fetched)
 	return PullResult{Image: stored, Name: named.String(), Digest: res.Target.Digest, Status: status}, nil
+}
+
+// knownLayerSizes fills in the sizes of layers this pull did not unpack
+// (their snapshots were there already, from this image or another sharing
+// them) from the images that did, and sums rec.Size.
+func (e *Engine) knownLayerSizes(ctx context.Context, rec *image.Record) error {
+	missing := false
+	for _, l := range rec.Layers {
+		missing = missing || l.Size == 0
+	}
+	if missing {
+		recs, err := e.images.List(ctx)
+		if err != nil {
+			return err
+		}
+		known := map[digest.Digest]int64{}
+		for _, r := range recs {
+			for _, l := range r.Layers {
+				if l.Size > 0 {
+					known[l.ChainID] = l.Size
+				}
+			}
+		}
+		for i := range rec.Layers {
+			if rec.Layers[i].Size == 0 {
+				rec.Layers[i].Size = known[rec.Layers[i].ChainID]
+			}
+		}
+	}
+	rec.Size = 0
+	for _, l := range rec.Layers {
+		rec.Size += l.Size
+	}
+	return nil
 }
 
 // streamUnpack unpacks a pull's layers while it downloads: the config's
