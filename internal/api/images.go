@@ -300,7 +300,8 @@ func (s *Server) imageImport(ctx context.Context, w http.ResponseWriter, r *http
 }
 
 // pushAux is the aux record that ends a push stream; the docker CLI reads
-// Tag, Digest and Size from it.
+// Tag, Digest and Size from it. The published module has no type for it
+// (it only has auxprogress.ManifestPushedInsteadOfIndex), hence this one.
 type pushAux struct {
 	Tag    string
 	Digest string

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/jsonstream"
+	registrytypes "github.com/moby/moby/api/types/registry"
 
 	"github.com/berth-dev/berth/internal/api"
 	"github.com/berth-dev/berth/internal/client"
@@ -72,6 +75,23 @@ func TestClientSession(t *testing.T) {
 		t.Errorf("info images=%d root=%s: %v", info.Images, info.DockerRootDir, err)
 	}
 
+	hist, err := c.ImageHistory(ctx, "busybox")
+	if err != nil || len(hist) == 0 || hist[0].ID != list[0].ID {
+		t.Errorf("history = %+v, %v", hist, err)
+	}
+	rc, err := c.ImageSave(ctx, "busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Contains(saved, []byte("manifest.json")) {
+		t.Errorf("save: %d bytes, %v", len(saved), err)
+	}
+	if _, err := c.ImageSave(ctx, "nope:1"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("save of a missing image = %v, want not found", err)
+	}
+
 	// Push and pull through a registry, with progress.
 	reg := registry.Start(t, registry.Options{})
 	ref := reg.Ref("client/busybox:1")
@@ -125,5 +145,21 @@ func TestClientNoDaemon(t *testing.T) {
 	_, err = c.Info(context.Background())
 	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "Is the daemon running?") {
 		t.Errorf("Info without a daemon = %v", err)
+	}
+}
+
+// TestClientLogin checks a credential through the daemon: right is "Login
+// Succeeded", wrong is ErrUnauthorized.
+func TestClientLogin(t *testing.T) {
+	d := StartDaemon(t, DaemonOptions{})
+	reg := registry.Start(t, registry.Options{Auth: registry.Basic})
+	c := d.Client(t)
+	res, err := c.Login(context.Background(), registrytypes.AuthConfig{Username: reg.User, Password: reg.Password, ServerAddress: reg.Host})
+	if err != nil || res.Status != "Login Succeeded" {
+		t.Errorf("login = %+v, %v", res, err)
+	}
+	_, err = c.Login(context.Background(), registrytypes.AuthConfig{Username: reg.User, Password: "wrong", ServerAddress: reg.Host})
+	if !errors.Is(err, errdefs.ErrUnauthorized) {
+		t.Errorf("login with a wrong password = %v, want unauthorized", err)
 	}
 }
