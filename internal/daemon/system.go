@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/distribution"
+	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/version"
 )
 
@@ -84,9 +85,8 @@ func (e *Engine) ID() (string, error) {
 	return id, nil
 }
 
-// Info is docker info's document, as far as the Engine knows it. The
-// container counts stay zero until the container engineer's code fills
-// them (containers do not exist yet).
+// Info is docker info's document. Container counts are zero on an Engine
+// whose containers are not initialised (InitContainers not called).
 func (e *Engine) Info(ctx context.Context) (system.Info, error) {
 	id, err := e.ID()
 	if err != nil {
@@ -147,6 +147,21 @@ func (e *Engine) Info(ctx context.Context) (system.Info, error) {
 	}
 	for _, r := range insecure {
 		info.RegistryConfig.IndexConfigs[r] = &registry.IndexInfo{Name: r, Secure: false}
+	}
+	if list, err := e.ContainerList(ctx, ContainerListOptions{All: true}); err == nil {
+		for _, c := range list {
+			info.Containers++
+			switch c.State {
+			case containertypes.StateRunning, containertypes.StateRestarting:
+				info.ContainersRunning++
+			case containertypes.StatePaused:
+				info.ContainersPaused++
+			default:
+				info.ContainersStopped++
+			}
+		}
+	} else if !errors.Is(err, errdefs.ErrUnavailable) {
+		return system.Info{}, fmt.Errorf("info: %w", err)
 	}
 	return info, nil
 }
@@ -234,11 +249,26 @@ func (e *Engine) DiskUsage(ctx context.Context, opts DiskUsageOptions) (system.D
 		}
 		du.ImageUsage = iu
 	}
-	// Containers, volumes and build cache: nothing yet, reported as empty
-	// rather than left out so clients print their zero rows.
 	if opts.Containers {
-		du.ContainerUsage = &containertypes.DiskUsage{Items: []containertypes.Summary{}}
+		cu := &containertypes.DiskUsage{Items: []containertypes.Summary{}}
+		list, err := e.ContainerList(ctx, ContainerListOptions{All: true, Size: true})
+		if err != nil && !errors.Is(err, errdefs.ErrUnavailable) {
+			return du, fmt.Errorf("disk usage: %w", err)
+		}
+		for _, c := range list {
+			cu.TotalCount++
+			cu.TotalSize += c.SizeRw
+			if c.State == containertypes.StateRunning || c.State == containertypes.StatePaused || c.State == containertypes.StateRestarting {
+				cu.ActiveCount++
+			} else {
+				cu.Reclaimable += c.SizeRw
+			}
+			cu.Items = append(cu.Items, c)
+		}
+		du.ContainerUsage = cu
 	}
+	// Volumes and build cache: nothing yet, reported as empty rather than
+	// left out so clients print their zero rows.
 	if opts.Volumes {
 		du.VolumeUsage = &volumetypes.DiskUsage{Items: []volumetypes.Volume{}}
 	}
