@@ -1,6 +1,8 @@
 package daemon_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -250,5 +252,41 @@ func TestPullConcurrent(t *testing.T) {
 	ents, _ := os.ReadDir(filepath.Join(e.Root(), "content", "ingest"))
 	if len(ents) != 0 {
 		t.Fatalf("ingest not empty: %d entries", len(ents))
+	}
+}
+
+// TestPushImported pushes an image made by import (one uncompressed layer,
+// a Docker schema 2 manifest written by berth) and pulls it back into a
+// fresh engine: the registry takes berth's own manifests, not only those it
+// served.
+func TestPushImported(t *testing.T) {
+	testutil.RequireRoot(t)
+	reg := registry.Start(t, registry.Options{})
+	ctx := context.Background()
+	e := newRegistryEngine(t)
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	body := []byte("hello from an imported image\n")
+	if err := tw.WriteHeader(&tar.Header{Name: "hello.txt", Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write(body)
+	tw.Close()
+	ref := reg.Ref("imported/hello:1")
+	imp, err := e.ImageImport(ctx, daemon.ImageImportOptions{Source: &tarball, Reference: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := e.Push(ctx, ref, daemon.PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := newRegistryEngine(t)
+	back, err := fresh.Pull(ctx, ref, daemon.PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Image.ID != imp.ID || back.Digest != pushed.Digest {
+		t.Fatalf("pulled %s (%s), pushed %s (%s)", back.Image.ID, back.Digest, imp.ID, pushed.Digest)
 	}
 }
