@@ -230,8 +230,15 @@ func runDaemon(ctx context.Context, st daemonSettings) error {
 	}()
 	e.ConfigureRegistries(distribution.Config{Insecure: st.insecureRegistries})
 	e.ConfigureDaemon(daemon.DaemonConfig{ExecRoot: st.execRoot, Debug: lvl <= slog.LevelDebug, InsecureRegistries: st.insecureRegistries})
+	// Containers: open their stores and find the ones still running
+	// (live restore). At exit only the engine's watchers stop; the
+	// containers keep running for the next daemon.
+	if err := e.InitContainers(ctx, daemon.ContainerConfig{ExecRoot: st.execRoot}); err != nil {
+		return err
+	}
+	defer e.ShutdownContainers()
 
-	srv := api.New(api.Config{Backend: api.Backend{Images: daemon.Evented{Engine: e}, System: e}})
+	srv := api.New(api.Config{Backend: api.Backend{Images: daemon.Evented{Engine: e}, System: e, Containers: containerAPI{e}}})
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,
