@@ -12,6 +12,7 @@ import (
 	"github.com/berth-dev/berth/internal/log"
 	"github.com/berth-dev/berth/internal/network/netns"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // CleanupResult says what Cleanup removed.
@@ -64,7 +65,7 @@ func (m *Manager) Cleanup(ctx context.Context, alive func(containerID string) bo
 	for _, l := range links {
 		a := l.Attrs()
 		if l.Type() == "veth" && strings.HasPrefix(a.Name, "vb") && bridges[a.MasterIndex] && !known[a.Name] {
-			if err := netlink.LinkDel(l); err != nil {
+			if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
 				errs = append(errs, fmt.Errorf("delete stray veth %s: %w", a.Name, err))
 				continue
 			}

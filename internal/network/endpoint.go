@@ -225,7 +225,18 @@ func (m *Manager) attachLocked(ctx context.Context, opts AttachOptions) (AttachR
 	if n.MTU > 0 {
 		veth.PeerMTU = uint32(n.MTU)
 	}
-	if err := netlink.LinkAdd(veth); err != nil {
+	if err := netlink.LinkAdd(veth); errors.Is(err, unix.EEXIST) {
+		// The same container on the same network moments ago: its
+		// namespace was released and the kernel still destroys the old
+		// pair in the background. Take the name back now.
+		if err := delLink(ep.HostVeth); err != nil {
+			return AttachResult{}, fmt.Errorf("remove old veth %s: %w", ep.HostVeth, err)
+		}
+		err = netlink.LinkAdd(veth)
+		if err != nil {
+			return AttachResult{}, fmt.Errorf("add veth %s: %w", ep.HostVeth, err)
+		}
+	} else if err != nil {
 		return AttachResult{}, fmt.Errorf("add veth %s: %w", ep.HostVeth, err)
 	}
 	undo.Push(func() { _ = delLink(ep.HostVeth) })
@@ -369,7 +380,7 @@ func (m *Manager) Detach(ctx context.Context, containerID, network string) error
 	}
 	for _, ep := range m.st.Endpoints {
 		if ep.ContainerID == containerID && ep.NetworkID == n.ID {
-			return m.detachLocked(ctx, ep, true)
+			return m.detachLocked(ctx, ep, true, false)
 		}
 	}
 	return fmt.Errorf("detach container %s: not connected to network %s: %w", containerID, n.Name, errdefs.ErrNotFound)
@@ -377,11 +388,14 @@ func (m *Manager) Detach(ctx context.Context, containerID, network string) error
 
 // detachLocked removes one endpoint: veth, rules, host ports, record; with
 // files it rewrites the container's hosts file and stops its DNS server
-// when no user-defined network is left.
-func (m *Manager) detachLocked(ctx context.Context, ep *Endpoint, files bool) error {
+// when no user-defined network is left. With keepVeth the veth is left to
+// the kernel, which destroys it with the namespace the caller removes next.
+func (m *Manager) detachLocked(ctx context.Context, ep *Endpoint, files, keepVeth bool) error {
 	var errs []error
-	if err := delLink(ep.HostVeth); err != nil {
-		errs = append(errs, fmt.Errorf("delete veth %s: %w", ep.HostVeth, err))
+	if !keepVeth {
+		if err := delLink(ep.HostVeth); err != nil {
+			errs = append(errs, fmt.Errorf("delete veth %s: %w", ep.HostVeth, err))
+		}
 	}
 	m.st.Endpoints = slices.DeleteFunc(m.st.Endpoints, func(e *Endpoint) bool { return e == ep })
 	if r := m.ports[ep.ID]; r != nil {
@@ -422,14 +436,20 @@ func (m *Manager) Release(ctx context.Context, containerID string) error {
 
 func (m *Manager) releaseLocked(ctx context.Context, containerID string) error {
 	var errs []error
+	sb := m.sandbox(containerID)
+	// Deleting a veth waits for RCU grace periods (unregister_netdevice →
+	// synchronize_net): 20-30 ms here. When the namespace is ours and goes
+	// too, the kernel's namespace cleanup destroys the pairs in the
+	// background, in one batch, and Release returns at once.
+	keepVeth := sb != nil && sb.OwnNetns && netns.IsNetns(sb.Netns)
 	for _, ep := range m.endpointsOf(containerID) {
-		errs = append(errs, m.detachLocked(ctx, ep, false))
+		errs = append(errs, m.detachLocked(ctx, ep, false, keepVeth))
 	}
 	if s := m.servers[containerID]; s != nil {
 		s.Close()
 		delete(m.servers, containerID)
 	}
-	if sb := m.sandbox(containerID); sb != nil {
+	if sb != nil {
 		if sb.OwnNetns {
 			errs = append(errs, netns.Remove(sb.Netns))
 		}

@@ -170,4 +170,6 @@ func linkExists(name string) bool {
 
 func ipOf(r network.AttachResult) string { return r.Endpoint.IPv4.Addr().String() }
 
-var _ = fmt.Sprintf
+func itoa(p uint16) string { return fmt.Sprint(p) }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

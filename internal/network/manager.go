@@ -224,7 +224,7 @@ func (m *Manager) Teardown(ctx context.Context) error {
 		errs = append(errs, m.releaseLocked(ctx, sb.ContainerID))
 	}
 	for _, ep := range append([]*Endpoint(nil), m.st.Endpoints...) {
-		errs = append(errs, m.detachLocked(ctx, ep, false))
+		errs = append(errs, m.detachLocked(ctx, ep, false, false))
 	}
 	for _, n := range m.st.Networks {
 		errs = append(errs, deleteBridge(n.Bridge))
@@ -341,3 +341,6 @@ func (m *Manager) applyRules() error {
 
 // Config is the manager's configuration with defaults filled in.
 func (m *Manager) Config() Config { return m.cfg }
+
+// PoolReady is how many namespaces wait in the pool.
+func (m *Manager) PoolReady() int { return m.pool.Ready() }
