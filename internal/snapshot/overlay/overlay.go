@@ -132,10 +132,14 @@ func (s *Snapshotter) mounts(r meta.Record) ([]mount.Mount, error) {
 		}}}, nil
 	case len(lowers) == 0: // an empty view
 		return []mount.Mount{{Type: "bind", Source: s.fs(r.ID), Options: []string{"rbind", "ro"}}}, nil
-	case len(lowers) == 1:
-		// overlay needs two lower layers without an upper one.
-		return []mount.Mount{{Type: "bind", Source: lowers[0], Options: []string{"rbind", "ro"}}}, nil
 	default:
+		// Without an upper layer overlay wants two lower ones. A view of
+		// one layer gets its own empty directory below it rather than a
+		// bind mount, so that whiteouts in that layer stay hidden as
+		// they are in every other mount of it.
+		if len(lowers) == 1 {
+			lowers = append(lowers, s.fs(r.ID))
+		}
 		return []mount.Mount{{Type: "overlay", Source: "overlay", Options: []string{
 			"ro", "lowerdir=" + strings.Join(lowers, ":"),
 		}}}, nil
