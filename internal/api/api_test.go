@@ -653,3 +653,30 @@ func TestMuxWriterFrames(t *testing.T) {
 		t.Errorf("frame % x", b)
 	}
 }
+
+// TestStopStreamsEndsAttach: shutdown ends a hijacked session that would
+// otherwise last as long as the container, on both ends.
+func TestStopStreamsEndsAttach(t *testing.T) {
+	f := newFake()
+	f.attachHold, f.attachDone = true, make(chan struct{})
+	srv := New(Config{Backend: Backend{Images: f, System: f, Containers: f, Exec: f}})
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	resp, _, br := hijackRequest(t, ts, "/containers/web/attach?stream=1&stdin=1&stdout=1", "")
+	if resp.StatusCode != 101 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	srv.StopStreams()
+	select {
+	case <-f.attachDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("backend's attach still running after StopStreams")
+	}
+	done := make(chan struct{})
+	go func() { io.Copy(io.Discard, br); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("client connection still open after StopStreams")
+	}
+}

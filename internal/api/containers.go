@@ -544,7 +544,7 @@ func (s *Server) containerAttach(ctx context.Context, w http.ResponseWriter, r *
 		}
 	}
 	opts.DetachKeys = r.URL.Query().Get("detachKeys")
-	var sess session
+	sess := s.newSession()
 	opts.Streams = func(tty bool) (Streams, error) {
 		return sess.open(ctx, w, r, opts.Stdin, opts.Stdout, opts.Stderr, tty)
 	}
@@ -554,11 +554,15 @@ func (s *Server) containerAttach(ctx context.Context, w http.ResponseWriter, r *
 }
 
 // session is a hijacked connection a backend asked for through a Streams
-// callback, which it may call from any goroutine; mu guards close.
+// callback, which it may call from any goroutine; mu guards closeFn. Open
+// sessions are registered with the server so StopStreams can end them.
 type session struct {
+	srv     *Server
 	mu      sync.Mutex
 	closeFn func()
 }
+
+func (s *Server) newSession() *session { return &session{srv: s} }
 
 func (s *session) open(ctx context.Context, w http.ResponseWriter, r *http.Request, stdin, stdout, stderr, tty bool) (Streams, error) {
 	s.mu.Lock()
@@ -567,21 +571,27 @@ func (s *session) open(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		return Streams{}, fmt.Errorf("streams asked for twice: %w", errdefs.ErrConflict)
 	}
 	st, err := attachStreams(ctx, w, r, stdin, stdout, stderr, tty)
-	if err == nil {
-		s.closeFn = st.Close
+	if err != nil {
+		return st, err
 	}
-	return st, err
+	var once sync.Once
+	closeConn := st.Close
+	st.Close = func() { once.Do(closeConn) }
+	s.closeFn = st.Close
+	s.srv.track(s, true)
+	return st, nil
 }
 
 // close ends the session, if one was opened; it reports whether one was.
 func (s *session) close() bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closeFn == nil {
+	fn := s.closeFn
+	s.mu.Unlock()
+	if fn == nil {
 		return false
 	}
-	s.closeFn()
-	s.closeFn = func() {}
+	fn()
+	s.srv.track(s, false)
 	return true
 }
 

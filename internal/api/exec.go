@@ -69,7 +69,7 @@ func (s *Server) execStart(ctx context.Context, w http.ResponseWriter, r *http.R
 		return err
 	}
 	opts := ExecStartOptions{Detach: req.Detach, Tty: req.Tty, ConsoleSize: req.ConsoleSize}
-	var sess session
+	sess := s.newSession()
 	if !req.Detach {
 		opts.Streams = func(tty bool) (Streams, error) {
 			return sess.open(ctx, w, r, true, true, true, tty)

@@ -36,6 +36,10 @@ type fakeBackend struct {
 	waitRes chan container.WaitResponse
 	// attachIn receives what the client wrote to stdin during attach.
 	attachIn chan string
+	// attachHold makes attach read stdin until it ends, then close
+	// attachDone: a session that lasts until something ends it.
+	attachHold bool
+	attachDone chan struct{}
 }
 
 func newFake() *fakeBackend {
@@ -239,6 +243,11 @@ func (f *fakeBackend) ContainerAttach(ctx context.Context, id string, opts Attac
 	st, err := opts.Streams(f.tty)
 	if err != nil {
 		return err
+	}
+	if f.attachHold {
+		_, _ = io.Copy(io.Discard, st.Stdin)
+		close(f.attachDone)
+		return nil
 	}
 	// Echo one line of stdin back on stdout, and say hello on stderr.
 	buf := make([]byte, 64)

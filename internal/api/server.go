@@ -62,6 +62,11 @@ type Server struct {
 	// that finish on their own.
 	streamsDone chan struct{}
 	stopOnce    sync.Once
+
+	// mu guards sessions: the hijacked attach and exec connections open
+	// now, which http.Server.Shutdown no longer sees.
+	mu       sync.Mutex
+	sessions map[*session]struct{}
 }
 
 // New builds a Server and its routes.
@@ -72,9 +77,42 @@ func New(cfg Config) *Server {
 }
 
 // StopStreams ends the endless responses (events, logs -f, stats,
-// wait) in flight and any started later. Call it when shutting down,
-// e.g. from http.Server.RegisterOnShutdown.
-func (s *Server) StopStreams() { s.stopOnce.Do(func() { close(s.streamsDone) }) }
+// wait) and hijacked sessions (attach, exec) in flight, and any started
+// later. Call it when shutting down, e.g. from
+// http.Server.RegisterOnShutdown.
+func (s *Server) StopStreams() {
+	s.stopOnce.Do(func() { close(s.streamsDone) })
+	s.mu.Lock()
+	open := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		open = append(open, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range open {
+		ss.close()
+	}
+}
+
+// track adds or removes an open session; a session opened after
+// StopStreams is closed at once.
+func (s *Server) track(ss *session, open bool) {
+	s.mu.Lock()
+	if !open {
+		delete(s.sessions, ss)
+		s.mu.Unlock()
+		return
+	}
+	if s.sessions == nil {
+		s.sessions = map[*session]struct{}{}
+	}
+	s.sessions[ss] = struct{}{}
+	s.mu.Unlock()
+	select {
+	case <-s.streamsDone:
+		go ss.close()
+	default:
+	}
+}
 
 // handlerFunc is a route: parse, one backend call, encode. An error
 // returned before anything was written becomes docker's error response;
