@@ -183,6 +183,16 @@ func (c *Client) remoteOptions(ctx context.Context, auth *AuthConfig, base http.
 	}
 }
 
+// retrying is the base transport with go-containerregistry's retries of
+// 5xx answers and dropped requests, for requests berth builds itself.
+func (c *Client) retrying() http.RoundTripper {
+	return transport.NewRetry(c.base,
+		transport.WithRetryBackoff(transport.Backoff{Duration: c.cfg.Backoff, Factor: 2, Jitter: 0.1, Steps: c.cfg.Retries + 1}),
+		transport.WithRetryPredicate(retryable),
+		transport.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout))
+}
+
 // retryable says whether err is worth another try: the connection broke or
 // the registry had a passing failure (5xx, 429). A digest mismatch or a
 // 4xx answer would come back the same.

@@ -495,3 +495,47 @@ func TestPullQueue(t *testing.T) {
 		t.Fatalf("no %q in %v", distribution.StatusWaiting, statuses)
 	}
 }
+
+// TestPullResumes: a blob transfer that breaks off half way is resumed with
+// a Range request for the rest (through the token handshake), not fetched
+// again from the start, and the blob still verifies.
+func TestPullResumes(t *testing.T) {
+	reg := registry.Start(t, registry.Options{Auth: registry.Token})
+	reg.Seed(t, testutil.Images(t).OCILayout, "test/busybox:latest")
+	m := testManifest(t)
+	b, err := os.ReadFile(filepath.Join(testutil.Images(t).OCILayout, "blobs", "sha256", m.Digest.Encoded()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var man ocispec.Manifest
+	if err := json.Unmarshal(b, &man); err != nil {
+		t.Fatal(err)
+	}
+	big := man.Layers[0]
+	for _, l := range man.Layers {
+		if l.Size > big.Size {
+			big = l
+		}
+	}
+	proxy := registry.NewProxy(t, reg)
+	proxy.Inject(registry.Fault{Method: "GET", Path: "/blobs/" + big.Digest.String(), Times: 1, Action: registry.CloseMidBody})
+	store := newStore(t)
+	res, err := fastClient().Pull(context.Background(), mustRef(t, proxy.Host+"/test/busybox:latest"), store,
+		distribution.PullOptions{Auth: &distribution.AuthConfig{Username: reg.User, Password: reg.Password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranges := proxy.Ranges("GET", "/blobs/"+big.Digest.String())
+	want := fmt.Sprintf("bytes=%d-", big.Size/2)
+	if len(ranges) != 2 || ranges[0] != "" || ranges[1] != want {
+		t.Fatalf("requests for the big layer had ranges %q, want [\"\" %q]", ranges, want)
+	}
+	var total int64
+	for _, l := range man.Layers {
+		total += l.Size
+	}
+	if res.Fetched != total+man.Config.Size {
+		t.Fatalf("fetched %d bytes, want %d", res.Fetched, total+man.Config.Size)
+	}
+	checkStore(t, store, []digest.Digest{big.Digest})
+}

@@ -75,11 +75,12 @@ func (r *reporter) send(p Progress) {
 // counter counts bytes through a reader and reports them at most every
 // 100ms.
 type counter struct {
-	r    io.Reader
-	rep  *reporter
-	base Progress
-	n    int64
-	last time.Time
+	r      io.Reader
+	rep    *reporter
+	base   Progress
+	offset int64 // bytes already had before this reader (a resumed transfer)
+	n      int64
+	last   time.Time
 }
 
 func (c *counter) Read(p []byte) (int, error) {
@@ -88,7 +89,7 @@ func (c *counter) Read(p []byte) (int, error) {
 	if now := time.Now(); now.Sub(c.last) >= 100*time.Millisecond {
 		c.last = now
 		u := c.base
-		u.Current = c.n
+		u.Current = c.offset + c.n
 		c.rep.send(u)
 	}
 	return n, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -142,7 +143,7 @@ func (c *Client) pull(ctx context.Context, ref reference.Named, store Store, opt
 	log.From(ctx).Debug("pull resolved", log.KeyImage, ref.String(), log.KeyDigest, cur.Digest.String(), "layers", len(m.Layers))
 
 	// Fetch the config and every layer at once, up to Jobs at a time.
-	fetched, err := c.fetchAll(ctx, puller, gref.Context(), store, m, rep, opts.Config, opts.Layer)
+	fetched, err := c.fetchAll(ctx, puller, gref.Context(), opts.Auth, store, m, rep, opts.Config, opts.Layer)
 	if err != nil {
 		return PullResult{}, err
 	}
@@ -205,7 +206,7 @@ func (c *Client) getManifest(ctx context.Context, puller *remote.Puller, ref nam
 
 // fetchAll downloads m's config and layers in parallel. The first error
 // cancels the rest.
-func (c *Client) fetchAll(ctx context.Context, puller *remote.Puller, repo name.Repository, store Store, m image.Manifest, rep *reporter, onConfig func(context.Context, ocispec.Descriptor, []byte) error, onLayer func(context.Context, int, ocispec.Descriptor) error) (int64, error) {
+func (c *Client) fetchAll(ctx context.Context, puller *remote.Puller, repo name.Repository, auth *AuthConfig, store Store, m image.Manifest, rep *reporter, onConfig func(context.Context, ocispec.Descriptor, []byte) error, onLayer func(context.Context, int, ocispec.Descriptor) error) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -244,7 +245,7 @@ func (c *Client) fetchAll(ctx context.Context, puller *remote.Puller, repo name.
 				}
 			}
 		}
-		n, err := c.fetchBlob(ctx, puller, repo, store, desc, isConfig, rep)
+		n, err := c.fetchBlob(ctx, puller, repo, auth, store, desc, isConfig, rep)
 		if !isConfig {
 			<-sem
 		}
@@ -286,9 +287,10 @@ func (c *Client) fetchAll(ctx context.Context, puller *remote.Puller, repo name.
 }
 
 // fetchBlob makes sure desc is in store, downloading it unless present.
-// A transfer that breaks off is thrown away and started again; the ingest
-// never commits bytes that do not match desc.
-func (c *Client) fetchBlob(ctx context.Context, puller *remote.Puller, repo name.Repository, store Store, desc ocispec.Descriptor, isConfig bool, rep *reporter) (int64, error) {
+// A transfer that breaks off is resumed where it stopped (an HTTP Range
+// request), or started again when the registry does not do ranges; the
+// ingest never commits bytes that do not match desc.
+func (c *Client) fetchBlob(ctx context.Context, puller *remote.Puller, repo name.Repository, auth *AuthConfig, store Store, desc ocispec.Descriptor, isConfig bool, rep *reporter) (int64, error) {
 	if b, err := store.Open(ctx, desc.Digest); err == nil {
 		size := b.Size()
 		b.Close()
@@ -297,14 +299,46 @@ func (c *Client) fetchBlob(ctx context.Context, puller *remote.Puller, repo name
 			return 0, nil
 		}
 	}
+	ing, err := store.Begin(ctx, desc)
+	if errors.Is(err, errdefs.ErrAlreadyExists) {
+		// Another pull committed it meanwhile.
+		rep.send(Progress{Digest: desc.Digest, Config: isConfig, Status: StatusExists, Current: desc.Size, Total: desc.Size})
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer func() { ing.Abort() }()
+	var (
+		written int64             // bytes in ing so far
+		ranged  http.RoundTripper // authenticated, for resuming; made once
+	)
+	base := Progress{Digest: desc.Digest, Config: isConfig, Status: StatusDownloading, Total: desc.Size}
 	for attempt := 0; ; attempt++ {
-		n, err := c.fetchOnce(ctx, puller, repo, store, desc, isConfig, rep)
-		if err == nil {
-			return n, nil
+		var body io.ReadCloser
+		if written == 0 {
+			body, err = c.openBlob(ctx, puller, repo, desc)
+		} else {
+			body, err = c.openRange(ctx, &ranged, repo, auth, desc, written)
+			if errors.Is(err, errNoRange) {
+				// Start over in a fresh ingest with the plain GET.
+				ing.Abort()
+				if ing, err = store.Begin(ctx, desc); errors.Is(err, errdefs.ErrAlreadyExists) {
+					return 0, nil
+				} else if err != nil {
+					return 0, err
+				}
+				written = 0
+				body, err = c.openBlob(ctx, puller, repo, desc)
+			}
 		}
-		if errors.Is(err, errdefs.ErrAlreadyExists) {
-			// Another pull committed it meanwhile.
-			return 0, nil
+		if err == nil {
+			var n int64
+			n, err = copyBlob(ing, body, desc, written, c.cfg.StallTimeout, rep, base)
+			written += n
+			if err == nil {
+				return c.commitBlob(ctx, ing, desc, written, isConfig, rep)
+			}
 		}
 		// Error answers (5xx) were already retried by the transport; here
 		// only transfers that broke off mid-body are tried again.
@@ -315,45 +349,85 @@ func (c *Client) fetchBlob(ctx context.Context, puller *remote.Puller, repo name
 			}
 			return 0, classify(err)
 		}
-		log.From(ctx).Debug("blob transfer failed, retrying", log.KeyDigest, desc.Digest.String(), log.KeyErr, err, "attempt", attempt+1)
-		rep.send(Progress{Digest: desc.Digest, Config: isConfig, Status: StatusRetrying, Detail: err.Error(), Total: desc.Size})
+		log.From(ctx).Debug("blob transfer failed, retrying", log.KeyDigest, desc.Digest.String(), log.KeyErr, err, "attempt", attempt+1, "have", written)
+		rep.send(Progress{Digest: desc.Digest, Config: isConfig, Status: StatusRetrying, Detail: err.Error(), Current: written, Total: desc.Size})
 		if err := c.backoff(ctx, attempt+1); err != nil {
 			return 0, err
 		}
 	}
 }
 
-func (c *Client) fetchOnce(ctx context.Context, puller *remote.Puller, repo name.Repository, store Store, desc ocispec.Descriptor, isConfig bool, rep *reporter) (int64, error) {
+// openBlob starts the blob's download from its beginning;
+// go-containerregistry's reader checks the digest at its end.
+func (c *Client) openBlob(ctx context.Context, puller *remote.Puller, repo name.Repository, desc ocispec.Descriptor) (io.ReadCloser, error) {
 	l, err := puller.Layer(ctx, repo.Digest(desc.Digest.String()))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	body, err := l.Compressed()
+	return l.Compressed()
+}
+
+// errNoRange is a registry answering a ranged request with the whole blob.
+var errNoRange = errors.New("registry does not serve byte ranges")
+
+// openRange asks for the blob from byte offset on (RFC 9110 §14.2). The
+// request goes through the registry's auth handshake like any other, made
+// once per blob on the first resume. go-containerregistry has no ranged
+// reads; this is the only request berth builds itself.
+func (c *Client) openRange(ctx context.Context, rt *http.RoundTripper, repo name.Repository, auth *AuthConfig, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error) {
+	if *rt == nil {
+		t, err := transport.NewWithContext(ctx, repo.Registry, auth.authenticator(), c.retrying(), []string{repo.Scope(transport.PullScope)})
+		if err != nil {
+			return nil, err
+		}
+		*rt = t
+	}
+	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), desc.Digest)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	rc := newStallReader(body, c.cfg.StallTimeout)
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+	resp, err := (&http.Client{Transport: *rt}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusOK {
+		resp.Body.Close()
+		return nil, errNoRange
+	}
+	if err := transport.CheckError(resp, http.StatusPartialContent); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	var start int64
+	if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-", &start); err != nil || start != offset {
+		resp.Body.Close()
+		return nil, errNoRange
+	}
+	return resp.Body, nil
+}
+
+// copyBlob appends body to ing, after have bytes already there, and
+// returns how many it added. A registry may send more than the manifest
+// says; the copy stops one byte past it instead of filling the disk.
+func copyBlob(ing content.Ingest, body io.ReadCloser, desc ocispec.Descriptor, have int64, stall time.Duration, rep *reporter, base Progress) (int64, error) {
+	rc := newStallReader(body, stall)
 	defer rc.Close()
-	ing, err := store.Begin(ctx, desc)
-	if err != nil {
-		return 0, err
-	}
-	defer ing.Abort()
-	// A registry may send more than the manifest says; stop one byte past
-	// it instead of filling the disk (Commit then reports the size).
-	cnt := &counter{r: io.LimitReader(rc, desc.Size+1), rep: rep, base: Progress{Digest: desc.Digest, Config: isConfig, Status: StatusDownloading, Total: desc.Size}}
-	// go-containerregistry's reader checks the digest at EOF; Commit checks
-	// size and digest again, so a short or corrupt body is never kept.
+	cnt := &counter{r: io.LimitReader(rc, desc.Size-have+1), rep: rep, base: base, offset: have}
 	n, err := io.Copy(ing, cnt)
-	if err != nil {
+	if err != nil && strings.Contains(err.Error(), "error verifying") {
 		// go-containerregistry's verify package reports a mismatch as a
 		// plain error; give it a class so it is not retried and callers
 		// see bad input rather than a network failure.
-		if strings.Contains(err.Error(), "error verifying") {
-			return n, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
-		}
-		return n, err
+		return n, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
 	}
+	return n, err
+}
+
+// commitBlob checks the size and commits; Commit checks the digest of
+// everything written, first try and resumptions together.
+func (c *Client) commitBlob(ctx context.Context, ing content.Ingest, desc ocispec.Descriptor, n int64, isConfig bool, rep *reporter) (int64, error) {
 	if n > desc.Size {
 		return n, fmt.Errorf("more than the %d bytes the manifest says: %w", desc.Size, errdefs.ErrInvalidArgument)
 	}

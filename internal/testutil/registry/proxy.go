@@ -56,6 +56,7 @@ type Proxy struct {
 	mu     sync.Mutex
 	faults []*Fault
 	log    []string
+	ranges []string // the Range header of each request in log
 }
 
 // NewProxy starts a proxy to r for the life of t.
@@ -106,17 +107,33 @@ func (p *Proxy) Count(method, path string) int {
 	return n
 }
 
+// Ranges returns the Range headers of the requests with method whose
+// path contains path, in order ("" for a request without one).
+func (p *Proxy) Ranges(method, path string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for i, l := range p.log {
+		m, rest, _ := strings.Cut(l, " ")
+		if (method == "" || m == method) && strings.Contains(rest, path) {
+			out = append(out, p.ranges[i])
+		}
+	}
+	return out
+}
+
 // ResetCount forgets the requests seen so far.
 func (p *Proxy) ResetCount() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.log = nil
+	p.log, p.ranges = nil, nil
 }
 
 func (p *Proxy) take(req *http.Request) *Fault {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.log = append(p.log, req.Method+" "+req.URL.Path)
+	p.ranges = append(p.ranges, req.Header.Get("Range"))
 	for _, f := range p.faults {
 		if f.Method != "" && f.Method != req.Method {
 			continue
@@ -171,8 +188,10 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, rp *httputil.Rev
 	for k, v := range resp.Header {
 		w.Header()[k] = v
 	}
-	if resp.StatusCode != http.StatusOK || len(body) == 0 {
-		w.WriteHeader(resp.StatusCode)
+	// Whole bodies (200) and ranges of them (206) are both fair game.
+	code := resp.StatusCode
+	if (code != http.StatusOK && code != http.StatusPartialContent) || len(body) == 0 {
+		w.WriteHeader(code)
 		_, _ = w.Write(body)
 		return
 	}
@@ -181,10 +200,10 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, rp *httputil.Rev
 	case Corrupt:
 		body = bytes.Clone(body)
 		body[len(body)/2] ^= 0xff
-		w.WriteHeader(http.StatusOK)
+		w.WriteHeader(code)
 		_, _ = w.Write(body)
 	case Stall:
-		w.WriteHeader(http.StatusOK)
+		w.WriteHeader(code)
 		_, _ = w.Write(body[:len(body)/2])
 		if fl, ok := w.(http.Flusher); ok {
 			fl.Flush()
@@ -195,7 +214,7 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, rp *httputil.Rev
 		}
 		panic(http.ErrAbortHandler)
 	case CloseMidBody:
-		w.WriteHeader(http.StatusOK)
+		w.WriteHeader(code)
 		_, _ = w.Write(body[:len(body)/2])
 		if fl, ok := w.(http.Flusher); ok {
 			fl.Flush()
