@@ -6,8 +6,10 @@
 // layer in parallel, streaming each blob into the content store, verified
 // against its digest, and hands each layer to the caller as soon as it is
 // committed, so unpacking overlaps the download. Blobs already in the store
-// are not fetched again. A blob whose transfer breaks off is discarded and
-// fetched again with backoff; nothing half-written is ever visible.
+// are not fetched again. A blob whose transfer breaks off (or goes quiet
+// for Config.StallTimeout) is resumed where it stopped with a Range
+// request, after a backoff, or fetched again when the registry serves no
+// ranges; nothing half-written is ever visible.
 // Push uploads what the registry lacks (a HEAD first), mounts blobs across
 // repositories of the same registry where the image came from, then puts
 // the manifest, unchanged, so the pushed digest is the stored one.
@@ -19,7 +21,9 @@
 // manifest, blob and upload endpoints, with blob reads verified against
 // their digest). It is Google's, used by crane, ko and many registries'
 // tests, follows the distribution spec closely and is small to depend on
-// for what it gives. Its image, layout and tarball packages are not used:
+// for what it gives. It has no ranged blob reads: the resume request is the
+// one request berth builds itself, sent through go-containerregistry's
+// authenticating transport. Its image, layout and tarball packages are not used:
 // blobs go into berth's own content store (internal/content), and manifest
 // rules (which media types, which platform) are internal/image's, so pull,
 // load and the image store agree on them.
