@@ -287,6 +287,9 @@ type AttachOptions struct {
 	// DetachKeys, when seen on Stdin, end the attach with ErrDetached
 	// (the keys are not sent). Nil: no detaching.
 	DetachKeys []byte
+	// Attached, if set, is called once the monitor has registered the
+	// attach: output from then on reaches it.
+	Attached func()
 }
 
 // ErrDetached ends an attach the user detached from.
@@ -306,6 +309,9 @@ func (h *Handle) Attach(ctx context.Context, o AttachOptions) error {
 	}
 	if rep.Error != "" {
 		return fmt.Errorf("attach: %s", rep.Error)
+	}
+	if o.Attached != nil {
+		o.Attached()
 	}
 	detached := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() { c.Close() })
@@ -382,6 +388,12 @@ func copyOutput(r *bufio.Reader, tty bool, stdout, stderr io.Writer) error {
 	}
 }
 
+// NewDetachReader returns a reader of r that fails with ErrDetached once
+// it has seen keys (which it does not pass on).
+func NewDetachReader(r io.Reader, keys []byte) io.Reader {
+	return &detachReader{r: r, keys: keys}
+}
+
 // detachReader passes bytes through until it has seen keys, then fails
 // with ErrDetached. Bytes that begin the sequence are held back until the
 // sequence either completes (they are dropped) or breaks (they are sent).
@@ -418,6 +430,10 @@ func (d *detachReader) Read(p []byte) (int, error) {
 			d.out = append(d.out, b)
 		}
 		if err != nil && d.err == nil {
+			// A sequence cut short by the end of input was typed, not
+			// a detach.
+			d.out = append(d.out, d.keys[:d.matched]...)
+			d.matched = 0
 			d.err = err
 		}
 	}
