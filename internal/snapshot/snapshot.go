@@ -83,7 +83,9 @@ type Sizer interface {
 // its parent exists: Prepare the key with no parent, write the layer into
 // it with whiteouts in overlay's form (0/0 character devices and the
 // trusted.overlay.opaque xattr), and CommitOnto the parent once the parent
-// is committed. This is what lets layers unpack in parallel.
+// is committed. This is what lets layers unpack in parallel. (A base layer
+// is better written with whiteouts as deletions: there is nothing below
+// for them to hide.)
 //
 // A Stacker's Prepare with no parent returns one bind mount whose Source
 // is the layer's directory, so the layer can be written without mounting.

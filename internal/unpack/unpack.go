@@ -419,7 +419,15 @@ func (j *Job) stacked(ctx context.Context, st snapshot.Stacker, sem chan struct{
 			}
 		}
 	}()
-	err = j.extract(ctx, ms, i, l, archive.WhiteoutsOverlay)
+	// A base layer's whiteouts hide nothing: applied as deletions into
+	// the empty directory they vanish. As devices they would linger in
+	// readdir of directories no other layer has (overlay lists a
+	// non-merged directory as it is on disk).
+	wh := archive.WhiteoutsOverlay
+	if i == 0 {
+		wh = archive.WhiteoutsDelete
+	}
+	err = j.extract(ctx, ms, i, l, wh)
 	<-sem
 	if err != nil {
 		return err

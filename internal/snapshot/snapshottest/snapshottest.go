@@ -266,7 +266,11 @@ func ApplyLayer(ctx context.Context, sn snapshot.Snapshotter, name, parent strin
 		if err != nil {
 			return err
 		}
-		if _, err := archive.Apply(ctx, ms[0].Source, bytes.NewReader(layer), archive.ApplyOptions{Whiteouts: archive.WhiteoutsOverlay}); err != nil {
+		wh := archive.WhiteoutsOverlay
+		if parent == "" {
+			wh = archive.WhiteoutsDelete // a base layer's whiteouts hide nothing
+		}
+		if _, err := archive.Apply(ctx, ms[0].Source, bytes.NewReader(layer), archive.ApplyOptions{Whiteouts: wh}); err != nil {
 			return errors.Join(err, sn.Remove(ctx, key))
 		}
 		return st.CommitOnto(ctx, name, key, parent)
@@ -304,6 +308,18 @@ func testLayersFromTar(t *testing.T, ctx context.Context, sn snapshot.Snapshotte
 		t.Fatal(err)
 	}
 	wantTree(t, ms, "etc/", "etc/keep=keep", "opt/", "opt/d/", "opt/d/new=new")
+
+	// A whiteout in a base layer hides nothing, and is no file either,
+	// also in a view of that one layer.
+	odd := tarOf(t, []ent{{"etc/", ""}, {"etc/.wh.ghost", ""}, {"etc/real", "r"}})
+	if err := ApplyLayer(ctx, sn, "odd", "", odd); err != nil {
+		t.Fatal(err)
+	}
+	v, err := sn.View(ctx, "view-odd", "odd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTree(t, v, "etc/", "etc/real=r")
 }
 
 func testWalk(t *testing.T, ctx context.Context, sn snapshot.Snapshotter, _ string) {
