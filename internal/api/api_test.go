@@ -680,3 +680,17 @@ func TestStopStreamsEndsAttach(t *testing.T) {
 		t.Fatal("client connection still open after StopStreams")
 	}
 }
+
+func TestUnsupportedAreasAre501(t *testing.T) {
+	ts := serve(t, newFake())
+	for _, p := range []string{"/v1.50/networks", "/networks/bridge", "/volumes/prune", "/build", "/images/search?term=x", "/swarm"} {
+		method := "GET"
+		if strings.HasSuffix(p, "prune") || p == "/build" {
+			method = "POST"
+		}
+		resp, b := call(t, ts, method, p, nil)
+		if resp.StatusCode != 501 || !strings.Contains(errorMessage(t, b), "not supported by this daemon") {
+			t.Errorf("%s %s: %d %s", method, p, resp.StatusCode, b)
+		}
+	}
+}
