@@ -381,3 +381,45 @@ func TestSkopeoReadsSave(t *testing.T) {
 		t.Errorf("load of skopeo's OCI layout: %q", out)
 	}
 }
+
+func TestUmociLayoutLoads(t *testing.T) {
+	testutil.RequireRoot(t)
+	if _, err := exec.LookPath("umoci"); err != nil {
+		t.Skip("umoci not installed (Debian: umoci)")
+	}
+	imgs := testutil.Images(t)
+	dir := t.TempDir()
+	layout := filepath.Join(dir, "layout")
+	for _, args := range [][]string{
+		{"init", "--layout", layout},
+		{"new", "--image", layout + ":t"},
+		{"insert", "--image", layout + ":t", filepath.Join(imgs.Rootfs, "bin"), "/bin"},
+		{"config", "--image", layout + ":t", "--config.cmd", "sh", "--config.label", "made.by=umoci"},
+	} {
+		if out, err := exec.Command("umoci", args...).CombinedOutput(); err != nil {
+			t.Fatalf("umoci %v: %v\n%s", args, err, out)
+		}
+	}
+	tarball := filepath.Join(dir, "layout.tar")
+	if out, err := exec.Command("tar", "-C", layout, "-cf", tarball, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	for _, driver := range drivers {
+		t.Run(driver, func(t *testing.T) {
+			c := newCLI(t, driver)
+			out := c.ok("load", "-i", tarball)
+			id, ok := strings.CutPrefix(strings.TrimSpace(out), "Loaded image ID: ")
+			if !ok {
+				t.Fatalf("load said %q", out)
+			}
+			ins := c.inspect(id)
+			if ins.Config.Labels["made.by"] != "umoci" || len(ins.RootFS.Layers) != 1 || ins.Size == 0 {
+				t.Errorf("inspect: labels %v layers %v size %d", ins.Config.Labels, ins.RootFS.Layers, ins.Size)
+			}
+			c.ok("rmi", id)
+			if b, s := c.stored(); b != 0 || s != 0 {
+				t.Errorf("after rmi: %d blobs, %d snapshots", b, s)
+			}
+		})
+	}
+}
