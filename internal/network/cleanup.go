@@ -86,7 +86,7 @@ func (m *Manager) Cleanup(ctx context.Context, alive func(containerID string) bo
 		}
 		res.Netns = append(res.Netns, e.Name())
 	}
-	filesRoot := filepath.Join(m.cfg.Root, "containers")
+	filesRoot := filepath.Join(m.cfg.ExecRoot, "network", "containers")
 	entries, _ = os.ReadDir(filesRoot)
 	for _, e := range entries {
 		if m.sandbox(e.Name()) == nil {

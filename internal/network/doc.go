@@ -16,10 +16,13 @@
 // container's ID, name and the path of its network namespace; the engine
 // says which containers are alive (Cleanup).
 //
-// On disk it owns Config.Root (state.json: networks and endpoints, written
-// atomically after every change, the record from which IPAM allocations and
-// every kernel object are rebuilt or removed after a crash; and
-// containers/<id>/{hosts,hostname,resolv.conf}) and Config.ExecRoot/netns
+// On disk it owns Config.Root/networks.json (the networks, which outlive
+// reboots) and, under Config.ExecRoot (a tmpfs on most hosts, so writes on
+// the start path are cheap, and empty after a reboot as the kernel is):
+// network/endpoints.json (namespaces and endpoints, written atomically
+// after every change: the record from which IPAM allocations are rebuilt
+// and every kernel object is found again after a crash),
+// network/containers/<id>/{hosts,hostname,resolv.conf}, and netns/<id>
 // (the bind-mounted namespaces). In the kernel it owns the bridges of its
 // networks, veths named vb<hash>, and the nftables table Config.Table
 // (default "berth"; see package firewall for how it lives beside other

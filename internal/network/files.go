@@ -14,7 +14,7 @@ import (
 )
 
 func (m *Manager) filesDir(containerID string) string {
-	return filepath.Join(m.cfg.Root, "containers", containerID)
+	return filepath.Join(m.cfg.ExecRoot, "network", "containers", containerID)
 }
 
 type extraHost struct {

@@ -142,7 +142,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.ResolvConf == "" {
 		cfg.ResolvConf = "/etc/resolv.conf"
 	}
-	for _, d := range []string{cfg.Root, filepath.Join(cfg.ExecRoot, "netns")} {
+	for _, d := range []string{cfg.Root, filepath.Join(cfg.ExecRoot, "netns"), filepath.Join(cfg.ExecRoot, "network")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("network: %w", err)
 		}
@@ -230,42 +230,72 @@ func (m *Manager) Teardown(ctx context.Context) error {
 		errs = append(errs, deleteBridge(n.Bridge))
 	}
 	m.st.Networks = nil
-	errs = append(errs, firewall.Delete(m.cfg.Table), m.save())
+	errs = append(errs, firewall.Delete(m.cfg.Table), m.save(), m.saveNetworks())
 	m.closeLocked()
 	return errors.Join(errs...)
 }
 
-func (m *Manager) statePath() string { return filepath.Join(m.cfg.Root, "state.json") }
+// networksPath holds the networks: they outlive reboots, so it lives
+// under Root. runtimePath holds the containers' namespaces and endpoints,
+// which die with the machine: under ExecRoot (a tmpfs on most hosts, where
+// a write costs microseconds instead of the disk's milliseconds), so it is
+// empty after a reboot, as the kernel is.
+func (m *Manager) networksPath() string { return filepath.Join(m.cfg.Root, "networks.json") }
+func (m *Manager) runtimePath() string {
+	return filepath.Join(m.cfg.ExecRoot, "network", "endpoints.json")
+}
 
 func (m *Manager) load() error {
-	b, err := os.ReadFile(m.statePath())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	var nets struct{ Networks []*Network }
+	var rt struct {
+		Endpoints  []*Endpoint
+		Containers []*Sandbox
 	}
-	if err != nil {
-		return fmt.Errorf("network state: %w", err)
+	for _, f := range []struct {
+		path string
+		v    any
+	}{{m.networksPath(), &nets}, {m.runtimePath(), &rt}} {
+		b, err := os.ReadFile(f.path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("network state: %w", err)
+		}
+		if err := json.Unmarshal(b, f.v); err != nil {
+			return fmt.Errorf("network state %s: %w", f.path, err)
+		}
 	}
-	if err := json.Unmarshal(b, &m.st); err != nil {
-		return fmt.Errorf("network state %s: %w", m.statePath(), err)
-	}
+	m.st = state{Networks: nets.Networks, Endpoints: rt.Endpoints, Containers: rt.Containers}
 	return nil
 }
 
-// save writes state.json atomically: a temp file, then rename. It does not
-// fsync: the record must survive a daemon crash (the page cache does), and
-// after a machine crash every namespace, veth and rule it describes is gone
-// anyway; Cleanup reconciles. An fsync would cost more than the whole
-// attach budget on slow disks.
+// save writes the runtime record (endpoints, namespaces); saveNetworks the
+// networks. Each is atomic: a temp file, then rename. Neither fsyncs: the
+// record must survive a daemon crash (the page cache does); after a
+// machine crash the endpoints it describes are gone anyway and Cleanup
+// reconciles, and an fsync would cost more than the whole attach budget.
 func (m *Manager) save() error {
-	b, err := json.MarshalIndent(&m.st, "", "\t")
+	return writeJSON(m.runtimePath(), struct {
+		Endpoints  []*Endpoint
+		Containers []*Sandbox
+	}{m.st.Endpoints, m.st.Containers})
+}
+
+func (m *Manager) saveNetworks() error {
+	return writeJSON(m.networksPath(), struct{ Networks []*Network }{m.st.Networks})
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("network state: %w", err)
 	}
-	tmp := m.statePath() + ".tmp"
+	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("network state: %w", err)
 	}
-	if err := os.Rename(tmp, m.statePath()); err != nil {
+	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("network state: %w", err)
 	}
 	return nil

@@ -167,7 +167,7 @@ func (m *Manager) createLocked(ctx context.Context, opts CreateOptions) (*Networ
 		return fail(err)
 	}
 	undo.Push(func() { _ = m.applyRules() })
-	if err := m.save(); err != nil {
+	if err := m.saveNetworks(); err != nil {
 		return fail(err)
 	}
 	undo.Disarm()
@@ -302,7 +302,7 @@ func (m *Manager) RemoveNetwork(ctx context.Context, ref string) error {
 		return err
 	}
 	m.st.Networks = slices.DeleteFunc(m.st.Networks, func(o *Network) bool { return o == n })
-	return errors.Join(m.applyRules(), m.save())
+	return errors.Join(m.applyRules(), m.saveNetworks())
 }
 
 // Networks lists the networks.

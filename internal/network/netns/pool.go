@@ -3,6 +3,7 @@ package netns
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/berth-dev/berth/internal/log"
 	"os"
@@ -38,6 +39,14 @@ func (p *Pool) fill(ctx context.Context) {
 			return
 		case <-p.kick:
 		}
+		// Let the start that just took a namespace finish its own netlink
+		// work first: making a namespace takes the same kernel locks
+		// (rtnl) and, on a small machine, the same CPU.
+		select {
+		case <-p.stop:
+			return
+		case <-time.After(refillDelay):
+		}
 		for {
 			p.mu.Lock()
 			need := !p.closed && len(p.ready) < p.size
@@ -72,16 +81,22 @@ func (p *Pool) Take(path string) error {
 		p.ready = p.ready[:n-1]
 	}
 	p.mu.Unlock()
-	select {
-	case p.kick <- struct{}{}:
-	default:
-	}
+	defer func() {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}()
 	if f == nil {
 		return Create(path)
 	}
 	defer f.Close()
 	return bind(f, path)
 }
+
+// refillDelay is how long the pool waits after a Take before it makes new
+// namespaces.
+const refillDelay = 20 * time.Millisecond
 
 // Ready is how many namespaces wait in the pool.
 func (p *Pool) Ready() int {
