@@ -196,12 +196,16 @@ func TestHostileInput(t *testing.T) {
 		{"bad auth header", "POST", "/images/create?fromImage=busybox&tag=1", ``, ""},
 		{"start with host config", "POST", "/containers/web/start", `{"Binds":["/:/host"]}`, "removed in v1.24"},
 		{"bad resize", "POST", "/containers/web/resize?h=-1&w=10", ``, "invalid terminal size"},
+		{"form body", "POST", "/containers/create", `Image=busybox`, "must be 'application/json'"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake()
 			ts := serve(t, f)
 			req, _ := http.NewRequest(tc.method, ts.URL+tc.path, strings.NewReader(tc.body))
+			if tc.name == "form body" {
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
 			if tc.name == "bad auth header" {
 				req.Header.Set("X-Registry-Auth", "!!!not base64!!!")
 				tc.wantMsg = "X-Registry-Auth"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,6 +23,13 @@ func decodeJSON(r *http.Request, v any, required bool) error {
 			return fmt.Errorf("invalid JSON: request body is empty: %w", errdefs.ErrInvalidArgument)
 		}
 		return nil
+	}
+	// docker's rule: a body sent with a media type must say it is JSON
+	// (curl -d sends a form, which is not).
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return fmt.Errorf("unsupported Content-Type header (%s): must be 'application/json': %w", ct, errdefs.ErrInvalidArgument)
+		}
 	}
 	body := http.MaxBytesReader(nil, r.Body, MaxJSONBody)
 	dec := json.NewDecoder(body)
