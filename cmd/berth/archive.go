@@ -92,6 +92,9 @@ func newLoadCommand(g *globals) *cobra.Command {
 						fmt.Fprintln(out, "Loaded image ID:", im.ID)
 					}
 					for _, t := range im.RepoTags {
+						if old, ok := im.Moved[t]; ok {
+							fmt.Fprintf(out, "The image %s already exists, renaming the old one with ID %s to empty string\n", t, old)
+						}
 						fmt.Fprintln(out, "Loaded image:", t)
 					}
 				}

@@ -34,6 +34,9 @@ type ImageLoadOptions struct {
 type LoadedImage struct {
 	ID       digest.Digest
 	RepoTags []string // familiar names
+	// Moved are the tags (familiar) this image took from another image,
+	// with that image's ID: docker says it "renames the old one".
+	Moved map[string]digest.Digest
 }
 
 // ImageLoadResult lists the images loaded.
@@ -76,6 +79,12 @@ func (e *Engine) ImageLoad(ctx context.Context, opts ImageLoadOptions) (res Imag
 		}
 	}
 	for i, rec := range recs {
+		moved := map[string]digest.Digest{}
+		for _, t := range rec.RepoTags {
+			if old, err := e.images.Lookup(ctx, t); err == nil && old.ID != rec.ID {
+				moved[image.Familiar(t)] = old.ID
+			}
+		}
 		if _, err := e.images.Put(ctx, rec); err != nil {
 			for _, done := range recs[:i] {
 				if derr := e.images.Delete(context.WithoutCancel(ctx), done.ID); derr != nil {
@@ -84,7 +93,7 @@ func (e *Engine) ImageLoad(ctx context.Context, opts ImageLoadOptions) (res Imag
 			}
 			return res, fmt.Errorf("load: %w", err)
 		}
-		res.Images = append(res.Images, LoadedImage{ID: rec.ID, RepoTags: familiar(rec.RepoTags)})
+		res.Images = append(res.Images, LoadedImage{ID: rec.ID, RepoTags: familiar(rec.RepoTags), Moved: moved})
 	}
 	release()
 	held = false
