@@ -213,19 +213,25 @@ func BenchmarkPublishedPort(b *testing.B) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, body) })}
 	go srv.Serve(ln)
 	defer srv.Close()
-	url := fmt.Sprintf("http://127.0.0.1:%d/", r.Endpoint.Ports[0].HostPort)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
-	b.SetBytes(int64(len(body)))
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			resp, err := client.Get(url)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-	})
+	for _, tc := range []struct{ name, url string }{
+		{"published-127.0.0.1", fmt.Sprintf("http://127.0.0.1:%d/", r.Endpoint.Ports[0].HostPort)},
+		{"direct-container-ip", fmt.Sprintf("http://%s:8080/", r.Endpoint.IPv4.Addr())}, // the baseline: no NAT
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+			defer client.CloseIdleConnections()
+			b.SetBytes(int64(len(body)))
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := client.Get(tc.url)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		})
+	}
 }

@@ -1,0 +1,121 @@
+package dns_test
+
+import (
+	"net"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berth-dev/berth/internal/network/dns"
+	"github.com/berth-dev/berth/internal/network/netns"
+	"github.com/berth-dev/berth/internal/testutil"
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+func TestMain(m *testing.M) { testutil.Main(m) }
+
+// fakeUpstream answers every A question with 192.0.2.99 on 127.0.0.1.
+func fakeUpstream(t *testing.T) netip.AddrPort {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			var m dnsmessage.Message
+			if m.Unpack(buf[:n]) != nil || len(m.Questions) != 1 {
+				continue
+			}
+			m.Response = true
+			q := m.Questions[0]
+			if q.Type == dnsmessage.TypeA {
+				m.Answers = []dnsmessage.Resource{{Header: dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 5},
+					Body: &dnsmessage.AResource{A: [4]byte{192, 0, 2, 99}}}}
+			}
+			b, _ := m.Pack()
+			_, _ = c.WriteToUDPAddrPort(b, from)
+		}
+	}()
+	return netip.MustParseAddrPort(c.LocalAddr().String())
+}
+
+func TestServerAnswersAndForwards(t *testing.T) {
+	testutil.RequireRoot(t)
+	path := filepath.Join(t.TempDir(), "ns")
+	if err := netns.Create(path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = netns.Remove(path) })
+	lookup := func(name string) ([]netip.Addr, bool) {
+		if name == "web" {
+			return []netip.Addr{netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("fd00::3")}, true
+		}
+		return nil, false
+	}
+	s, err := dns.Start(t.Context(), path, lookup, []netip.AddrPort{fakeUpstream(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	// a server of the container's own on port 53 of every address does not
+	// clash with ours (ours listens on an ephemeral port behind a DNAT)
+	own := exec.Command("nsenter", "--net="+path, "busybox", "nc", "-lu", "-p", "53")
+	if err := own.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = own.Process.Kill(); _ = own.Wait() })
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"web", "127.0.0.11"}, "10.1.2.3"},
+		{[]string{"-type=AAAA", "web", "127.0.0.11"}, "fd00::3"},
+		{[]string{"elsewhere.example", "127.0.0.11"}, "192.0.2.99"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			args := append([]string{"--net=" + path, "busybox", "nslookup"}, tt.args...)
+			out, err := exec.Command("nsenter", args...).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), tt.want) {
+				t.Fatalf("%v: %s", err, out)
+			}
+		})
+	}
+	// and over TCP: busybox has no TCP resolver, so speak it by hand
+	var conn net.Conn
+	if err := netns.Do(path, func() (err error) { conn, err = net.Dial("tcp4", "127.0.0.11:53"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	q := dnsmessage.Message{Header: dnsmessage.Header{ID: 7, RecursionDesired: true},
+		Questions: []dnsmessage.Question{{Name: dnsmessage.MustNewName("web."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}}}
+	b, _ := q.Pack()
+	if _, err := conn.Write(append([]byte{byte(len(b) >> 8), byte(len(b))}, b...)); err != nil {
+		t.Fatal(err)
+	}
+	resp := make([]byte, 512)
+	n, err := conn.Read(resp)
+	if err != nil || n < 2 {
+		t.Fatalf("tcp read: %v", err)
+	}
+	var m dnsmessage.Message
+	if err := m.Unpack(resp[2:n]); err != nil || len(m.Answers) != 1 || m.Header.ID != 7 {
+		t.Fatalf("tcp answer %+v %v", m, err)
+	}
+}
+
+func TestUpstream(t *testing.T) {
+	got := dns.Upstream([]byte("# c\nnameserver 10.0.0.1\nnameserver fe80::1%eth0\nsearch x\nnameserver bad\n"))
+	if len(got) != 2 || got[0].String() != "10.0.0.1:53" {
+		t.Fatalf("%v", got)
+	}
+}
