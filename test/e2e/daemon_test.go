@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/client"
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 func freePort(t *testing.T) int {
@@ -254,5 +256,63 @@ func TestDaemonLoopbackTCP(t *testing.T) {
 	defer c.Close()
 	if _, err := c.Ping(context.Background()); err != nil {
 		t.Errorf("client over tcp: %v", err)
+	}
+}
+
+// TestDaemonFinishesInFlight: SIGTERM during a load whose body is still
+// arriving stops new connections at once but lets the load finish; a
+// daemon started again on the same root has the image.
+func TestDaemonFinishesInFlight(t *testing.T) {
+	d := StartDaemon(t, DaemonOptions{})
+	archive, err := os.ReadFile(testutil.Images(t).DockerArchive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := d.Client(t)
+	if _, err := c.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	type result struct {
+		lines []string
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		lines, err := c.ImageLoad(context.Background(), pr)
+		done <- result{lines, err}
+	}()
+	half := len(archive) / 2
+	if _, err := pw.Write(archive[:half]); err != nil {
+		t.Fatal(err)
+	}
+	// Let the request reach the handler, then ask the daemon to stop.
+	time.Sleep(200 * time.Millisecond)
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat(d.Socket); errors.Is(err, os.ErrNotExist) {
+			break // no longer accepting
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("socket still there 5s after SIGTERM")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := pw.Write(archive[half:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	res := <-done
+	if res.err != nil || len(res.lines) != 1 || res.lines[0] != "Loaded image: busybox:latest" {
+		t.Fatalf("load across SIGTERM = %q, %v", res.lines, res.err)
+	}
+	d.stop(t)
+
+	d2 := StartDaemon(t, DaemonOptions{Root: d.Root})
+	if out := d2.DockerOK(t, "images", "--format", "{{.Repository}}:{{.Tag}}"); strings.TrimSpace(out) != "busybox:latest" {
+		t.Errorf("after restart: %q", out)
 	}
 }

@@ -91,6 +91,8 @@ type Daemon struct {
 type DaemonOptions struct {
 	// Args are extra flags (e.g. --storage-driver vfs).
 	Args []string
+	// Root reuses a state directory (a restarted daemon); "" makes one.
+	Root string
 }
 
 // StartDaemon starts berth daemon on a temp root, exec root and socket,
@@ -112,6 +114,9 @@ func StartDaemon(t *testing.T, opts DaemonOptions) *Daemon {
 		ExecRoot: filepath.Join(short, "run"),
 		LogFile:  filepath.Join(dir, "daemon.log"),
 		exited:   make(chan error, 1),
+	}
+	if opts.Root != "" {
+		d.Root = opts.Root
 	}
 	d.Socket = filepath.Join(d.ExecRoot, "berth.sock")
 	d.Host = "unix://" + d.Socket
