@@ -85,6 +85,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := e.unpacker.Prune(ctx); err != nil {
 		return nil, fmt.Errorf("new engine: %w", err)
 	}
+	// Blobs and layer snapshots of a load or pull that a crash cut short
+	// before its image was recorded: nothing references them, nobody else
+	// can be writing (same lock), so they go now.
+	if _, err := e.images.Collect(ctx, e.content, e.snaps); err != nil {
+		return nil, fmt.Errorf("new engine: %w", err)
+	}
 	e.imageUsers = func(context.Context, digest.Digest) ([]ContainerRef, error) { return nil, nil }
 	undo.Disarm()
 	return e, nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-dev/berth/internal/content"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -219,5 +220,41 @@ func TestConcurrentLoadsOfOneImage(t *testing.T) {
 				t.Errorf("%d blobs, %d snapshots; want 4 and 2", b, sn)
 			}
 		})
+	}
+}
+
+func TestNewCollectsWhatACrashLeft(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	e, err := New(ctx, Config{Root: root, StorageDriver: "vfs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadTestImage(t, e)
+	// A load that died after storing its blobs and unpacking a layer,
+	// before recording the image.
+	orphan := []byte("a layer nobody recorded")
+	if _, err := content.Write(ctx, e.content, ocispec.Descriptor{Digest: digest.FromBytes(orphan), Size: int64(len(orphan))}, bytes.NewReader(orphan)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.snaps.Prepare(ctx, "unpack-crashed", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.snaps.Commit(ctx, digest.FromString("orphan chain").String(), "unpack-crashed"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.snaps.Prepare(ctx, "unpack-midway", ""); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+
+	e, err = New(ctx, Config{Root: root, StorageDriver: "vfs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if b, sn := e.counts(t); b != 4 || sn != 2 {
+		t.Errorf("%d blobs, %d snapshots after restart; want the image's 4 and 2", b, sn)
 	}
 }
