@@ -16,5 +16,12 @@
 //	<root>/snapshots/       the snapshotter (drivers.Open)
 //
 // Only one Engine may use a root at a time: the image database's file
-// lock makes a second one wait (and fail after 30 s).
+// lock makes a second one wait (and fail after 30 s). New therefore also
+// recovers from a crash: it removes unpack working snapshots and collects
+// blobs and layer snapshots no image references (a load or pull cut
+// short). Whoever writes blobs or layer snapshots for an image not yet
+// recorded holds image.Store.Hold until it is.
+//
+// rmi and image prune ask imageUsers (set by the container side) which
+// containers use an image; the image packages never see containers.
 package daemon
