@@ -201,6 +201,58 @@ func TestSaveReadableBySkopeo(t *testing.T) {
 	if digest.FromBytes(b) != res.Images[0].Record.ID {
 		t.Errorf("skopeo sees config %s, want %s", digest.FromBytes(b), res.Images[0].Record.ID)
 	}
+	// The same file read as an OCI layout.
+	b, err = exec.Command("skopeo", "inspect", "--raw", "--config", "oci-archive:"+out+":latest").CombinedOutput()
+	if err != nil {
+		t.Fatalf("skopeo inspect oci-archive: %v\n%s", err, b)
+	}
+	if digest.FromBytes(b) != res.Images[0].Record.ID {
+		t.Errorf("skopeo (oci-archive) sees config %s, want %s", digest.FromBytes(b), res.Images[0].Record.ID)
+	}
+}
+
+func TestSavedArchiveIsAnOCILayout(t *testing.T) {
+	ctx := context.Background()
+	cs := newContent(t)
+	f, err := os.Open(testutil.Images(t).DockerArchive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := Load(ctx, cs, f, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := res.Images[0].Record
+	var out bytes.Buffer
+	if err := Save(ctx, cs, &out, []SaveImage{{Record: rec, RepoTags: []string{"busybox:latest", "localhost:5000/x:2"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Without manifest.json, Load takes the OCI route.
+	oci := rewrite(t, out.Bytes(), func(h *tar.Header, b []byte) (*tar.Header, []byte) {
+		if h.Name == "manifest.json" {
+			return nil, nil
+		}
+		return h, b
+	})
+	res2, err := Load(ctx, newContent(t), bytes.NewReader(oci), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res2.Images) != 2 {
+		t.Fatalf("%d images, want one per tag", len(res2.Images))
+	}
+	var tags []string
+	for _, im := range res2.Images {
+		if im.Record.ID != rec.ID {
+			t.Errorf("ID %s, want %s", im.Record.ID, rec.ID)
+		}
+		tags = append(tags, im.Record.RepoTags...)
+	}
+	slices.Sort(tags)
+	if !slices.Equal(tags, []string{"docker.io/library/busybox:latest", "localhost:5000/x:2"}) {
+		t.Errorf("tags %v", tags)
+	}
 }
 
 // rewrite copies a tar, letting edit change or drop entries.
