@@ -90,7 +90,9 @@ func (m *Manager) createLocked(ctx context.Context, opts CreateOptions) (*Networ
 			return fail(fmt.Errorf("bridge %s is used by network %s: %w", n.Bridge, o.Name, errdefs.ErrConflict))
 		}
 	}
-	if _, err := net.InterfaceByName(n.Bridge); err == nil {
+	// The default bridge is adopted if it exists (a state file lost with a
+	// reboot of a host whose /run is not a tmpfs); a user network's is not.
+	if _, err := net.InterfaceByName(n.Bridge); err == nil && !opts.def {
 		return fail(fmt.Errorf("bridge %s: a link of that name exists: %w", n.Bridge, errdefs.ErrConflict))
 	}
 	if v := opts.Options[OptMTU]; v != "" {

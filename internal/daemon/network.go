@@ -1,0 +1,506 @@
+package daemon
+
+// The Engine's networking: a network.Manager per Engine, the network API
+// (create, ls, inspect, rm, prune, connect, disconnect) in docker's shapes,
+// and the two calls the container lifecycle makes: networkUp before a
+// container's process starts and networkDown when it has stopped.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	containertypes "github.com/moby/moby/api/types/container"
+	networktypes "github.com/moby/moby/api/types/network"
+
+	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/log"
+	bnet "github.com/berth-dev/berth/internal/network"
+	"github.com/berth-dev/berth/internal/network/portmap"
+)
+
+// engineNets holds each Engine's network manager (a side table, like
+// engineCtrs, so that Engine's own file need not change).
+var engineNets sync.Map // *Engine → *bnet.Manager
+
+// NetworkConfig is how the Engine makes networks.
+type NetworkConfig struct {
+	// ExecRoot is the run-time state directory (/run/berth): namespaces
+	// under <exec-root>/netns, endpoint records and per-container
+	// hosts/resolv.conf under <exec-root>/network.
+	ExecRoot string
+	// DefaultBridge is the default network's device ("berth0");
+	// DefaultSubnet its subnet (--bip; 172.30.0.0/16 or a free pool).
+	DefaultBridge string
+	DefaultSubnet netip.Prefix
+	// Table is the nftables table ("berth"); tests give their own.
+	Table string
+}
+
+var errNoNetworks = fmt.Errorf("networking is not initialised on this engine: %w", errdefs.ErrUnavailable)
+
+// InitNetworks opens the networks under <root>/network, makes the default
+// network, and removes what belongs to containers that no longer run (after
+// a daemon crash). Call it after InitContainers, before any container
+// starts.
+func (e *Engine) InitNetworks(ctx context.Context, cfg NetworkConfig) error {
+	if cfg.ExecRoot == "" {
+		return fmt.Errorf("init networks: no exec root: %w", errdefs.ErrInvalidArgument)
+	}
+	m, err := bnet.New(ctx, bnet.Config{Root: filepath.Join(e.root, "network"), ExecRoot: cfg.ExecRoot,
+		DefaultBridge: cfg.DefaultBridge, DefaultSubnet: cfg.DefaultSubnet, Table: cfg.Table})
+	if err != nil {
+		return fmt.Errorf("init networks: %w", err)
+	}
+	if _, loaded := engineNets.LoadOrStore(e, m); loaded {
+		m.Close()
+		return fmt.Errorf("init networks: already initialised: %w", errdefs.ErrConflict)
+	}
+	if _, err := m.Cleanup(ctx, e.containerRuns); err != nil {
+		log.From(ctx).Warn("networks: cleanup after restart; some veths, namespaces or rules may stay", log.KeyErr, err)
+	}
+	return nil
+}
+
+// ShutdownNetworks stops the network manager's goroutines (DNS servers,
+// namespace pool). Networks and running containers' endpoints stay.
+func (e *Engine) ShutdownNetworks() {
+	if v, ok := engineNets.LoadAndDelete(e); ok {
+		v.(*bnet.Manager).Close()
+	}
+}
+
+// TeardownNetworks removes every network, endpoint and rule the engine
+// made (tests, and a host being cleaned of berth).
+func (e *Engine) TeardownNetworks(ctx context.Context) error {
+	v, ok := engineNets.LoadAndDelete(e)
+	if !ok {
+		return nil
+	}
+	return v.(*bnet.Manager).Teardown(ctx)
+}
+
+func (e *Engine) netManager() (*bnet.Manager, error) {
+	v, ok := engineNets.Load(e)
+	if !ok {
+		return nil, errNoNetworks
+	}
+	return v.(*bnet.Manager), nil
+}
+
+// containerRuns says whether a container's process runs (or is paused or
+// about to restart): its network must stay.
+func (e *Engine) containerRuns(id string) bool {
+	c, err := e.ctrs()
+	if err != nil {
+		return false
+	}
+	ct, err := c.store.Get(id)
+	if err != nil {
+		return false
+	}
+	r := ct.Snapshot()
+	return r.State.IsRunning() || r.State.Status == container.Restarting
+}
+
+// bridgeMode reports whether a network mode means a network of ours, and
+// which: "", "default" and "bridge" are the default network.
+func bridgeMode(mode containertypes.NetworkMode) (string, bool) {
+	m := string(mode)
+	switch {
+	case m == "" || m == "default" || m == bnet.DefaultNetwork:
+		return bnet.DefaultNetwork, true
+	case m == "none" || m == "host" || strings.HasPrefix(m, "container:"):
+		return "", false
+	}
+	return m, true
+}
+
+// ContainerNetwork is what the runtime spec needs from networkUp.
+type ContainerNetwork struct {
+	// NetnsPath goes into the spec's network namespace path; "" when the
+	// container's mode is none, host or container:<x> (not ours).
+	NetnsPath string
+	// The files to bind-mount at /etc/hosts, /etc/hostname and
+	// /etc/resolv.conf (empty when NetnsPath is).
+	HostsPath, HostnamePath, ResolvConfPath string
+}
+
+// networkUp gives a container whose mode is a bridge network its
+// namespace and endpoints: the primary network from HostConfig.NetworkMode
+// with its ports (PortBindings, and PublishAllPorts over ExposedPorts),
+// then any further networks of endpoints (docker's
+// NetworkingConfig.EndpointsConfig; aliases and --ip from there too). On
+// error nothing is left. networkDown undoes it.
+func (e *Engine) networkUp(ctx context.Context, r *container.Record, endpoints map[string]*networktypes.EndpointSettings) (ContainerNetwork, error) {
+	primary, ours := bridgeMode(r.HostConfig.NetworkMode)
+	if !ours {
+		return ContainerNetwork{}, nil
+	}
+	m, err := e.netManager()
+	if err != nil {
+		return ContainerNetwork{}, err
+	}
+	ports, err := portBindings(r)
+	if err != nil {
+		return ContainerNetwork{}, err
+	}
+	path, err := m.NewNetns(ctx, r.ID)
+	if err != nil {
+		return ContainerNetwork{}, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = m.Release(context.WithoutCancel(ctx), r.ID)
+		}
+	}()
+	h := r.HostConfig
+	base := bnet.AttachOptions{ContainerID: r.ID, Name: r.Name, DNSSearch: h.DNSSearch, DNSOptions: h.DNSOptions}
+	if r.Config != nil {
+		base.Hostname, base.Domainname = r.Config.Hostname, r.Config.Domainname
+	}
+	for _, a := range h.DNS {
+		base.DNS = append(base.DNS, a.String())
+	}
+	for _, x := range h.ExtraHosts {
+		// host-gateway is the default bridge's address, as docker's
+		if name, ok := strings.CutSuffix(x, ":host-gateway"); ok {
+			if info, err := m.Inspect(bnet.DefaultNetwork); err == nil && len(info.Subnets) > 0 {
+				x = name + ":" + info.Subnets[0].Gateway.String()
+			}
+		}
+		base.ExtraHosts = append(base.ExtraHosts, x)
+	}
+	order := []string{primary}
+	for name := range endpoints {
+		if n, _ := bridgeMode(containertypes.NetworkMode(name)); n != primary {
+			order = append(order, name)
+		}
+	}
+	var res bnet.AttachResult
+	for i, name := range order {
+		opts := base
+		opts.Network = name
+		if i == 0 {
+			opts.Ports = ports
+		}
+		es := endpoints[name]
+		if es == nil && i == 0 {
+			es = endpoints[string(r.HostConfig.NetworkMode)]
+		}
+		if es != nil {
+			opts.Aliases = es.Aliases
+			if es.IPAMConfig != nil {
+				opts.IPv4, opts.IPv6 = es.IPAMConfig.IPv4Address, es.IPAMConfig.IPv6Address
+			}
+		}
+		got, err := m.Attach(ctx, opts)
+		if err != nil {
+			return ContainerNetwork{}, err
+		}
+		if i == 0 {
+			res = got
+		}
+	}
+	ok = true
+	return ContainerNetwork{NetnsPath: path, HostsPath: res.HostsPath, HostnamePath: res.HostnamePath, ResolvConfPath: res.ResolvConfPath}, nil
+}
+
+// networkDown removes a container's endpoints, namespace and files; for a
+// container without a network of ours it does nothing.
+func (e *Engine) networkDown(ctx context.Context, id string) error {
+	m, err := e.netManager()
+	if err != nil {
+		return nil
+	}
+	return m.Release(ctx, id)
+}
+
+// portBindings turns -p and -P into the manager's bindings.
+func portBindings(r *container.Record) ([]portmap.Binding, error) {
+	h := r.HostConfig
+	var out []portmap.Binding
+	seen := map[networktypes.Port]bool{}
+	for p, bs := range h.PortBindings {
+		seen[p] = true
+		for _, b := range bs {
+			spec := b.HostPort + ":" + p.String()
+			if b.HostIP.IsValid() {
+				ip := b.HostIP.String()
+				if b.HostIP.Is6() {
+					ip = "[" + ip + "]"
+				}
+				spec = ip + ":" + spec
+			}
+			parsed, err := portmap.Parse(spec)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, parsed...)
+		}
+		if len(bs) == 0 {
+			parsed, err := portmap.Parse(p.String())
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, parsed...)
+		}
+	}
+	if h.PublishAllPorts && r.Config != nil {
+		for p := range r.Config.ExposedPorts {
+			if !seen[p] {
+				out = append(out, portmap.Binding{ContainerPort: p.Num(), Proto: string(p.Proto())})
+			}
+		}
+	}
+	return out, nil
+}
+
+// networkSettings is the Networks and Ports parts of container inspect;
+// ok is false when the container has no endpoint of ours.
+func (e *Engine) networkSettings(id string) (nets map[string]*networktypes.EndpointSettings, ports networktypes.PortMap, ok bool) {
+	m, err := e.netManager()
+	if err != nil {
+		return nil, nil, false
+	}
+	eps := m.Endpoints(id)
+	if len(eps) == 0 {
+		return nil, nil, false
+	}
+	nets = map[string]*networktypes.EndpointSettings{}
+	ports = networktypes.PortMap{}
+	for _, ep := range eps {
+		es := &networktypes.EndpointSettings{NetworkID: ep.NetworkID, EndpointID: ep.ID, Aliases: ep.Aliases,
+			Gateway: ep.Gateway, IPv6Gateway: ep.Gateway6, DNSNames: dnsNames(ep)}
+		if hw, err := net.ParseMAC(ep.MAC); err == nil {
+			es.MacAddress = networktypes.HardwareAddr(hw)
+		}
+		if ep.IPv4.IsValid() {
+			es.IPAddress, es.IPPrefixLen = ep.IPv4.Addr(), ep.IPv4.Bits()
+		}
+		if ep.IPv6.IsValid() {
+			es.GlobalIPv6Address, es.GlobalIPv6PrefixLen = ep.IPv6.Addr(), ep.IPv6.Bits()
+		}
+		nets[ep.NetworkName] = es
+		for _, b := range ep.Ports {
+			p, ok := networktypes.PortFrom(b.ContainerPort, networktypes.IPProtocol(b.Proto))
+			if !ok {
+				continue
+			}
+			hostIP := b.HostIP
+			if !hostIP.IsValid() {
+				hostIP = netip.IPv4Unspecified()
+			}
+			ports[p] = append(ports[p], networktypes.PortBinding{HostIP: hostIP, HostPort: strconv.Itoa(int(b.HostPort))})
+		}
+	}
+	return nets, ports, true
+}
+
+func dnsNames(ep bnet.Endpoint) []string {
+	if ep.NetworkName == bnet.DefaultNetwork {
+		return nil
+	}
+	out := []string{ep.Name, ep.ContainerID[:min(12, len(ep.ContainerID))]}
+	return append(out, ep.Aliases...)
+}
+
+// pseudoNetworks are docker's predefined networks that are modes, not
+// bridges: listed and inspected, never created or removed.
+var pseudoNetworks = map[string]string{"host": "host", "none": "null"}
+
+func pseudoID(name string) string {
+	h := sha256.Sum256([]byte("berth pseudo network " + name))
+	return hex.EncodeToString(h[:])
+}
+
+func summary(n bnet.Network) networktypes.Network {
+	out := networktypes.Network{Name: n.Name, ID: n.ID, Scope: "local", Driver: n.Driver, EnableIPv4: true,
+		EnableIPv6: n.IPv6, Internal: n.Internal, Labels: n.Labels, Options: map[string]string{},
+		IPAM: networktypes.IPAM{Driver: "default", Options: map[string]string{}}}
+	out.Created = n.Created
+	for k, v := range n.Options {
+		out.Options[k] = v
+	}
+	out.Options[bnet.OptBridgeName] = n.Bridge
+	if n.MTU > 0 {
+		out.Options[bnet.OptMTU] = strconv.Itoa(n.MTU)
+	}
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
+	}
+	for _, s := range n.Subnets {
+		out.IPAM.Config = append(out.IPAM.Config, networktypes.IPAMConfig{Subnet: s.Subnet, Gateway: s.Gateway, IPRange: s.IPRange})
+	}
+	return out
+}
+
+// NetworkList is `network ls`: the bridge networks and docker's host and
+// none.
+func (e *Engine) NetworkList(ctx context.Context) ([]networktypes.Summary, error) {
+	m, err := e.netManager()
+	if err != nil {
+		return nil, err
+	}
+	var out []networktypes.Summary
+	for _, n := range m.Networks() {
+		out = append(out, networktypes.Summary{Network: summary(n)})
+	}
+	for _, name := range []string{"host", "none"} {
+		out = append(out, networktypes.Summary{Network: networktypes.Network{Name: name, ID: pseudoID(name), Scope: "local",
+			Driver: pseudoNetworks[name], Options: map[string]string{}, Labels: map[string]string{}}})
+	}
+	return out, nil
+}
+
+// NetworkInspect is `network inspect`.
+func (e *Engine) NetworkInspect(ctx context.Context, ref string) (networktypes.Inspect, error) {
+	m, err := e.netManager()
+	if err != nil {
+		return networktypes.Inspect{}, err
+	}
+	for name, driver := range pseudoNetworks {
+		if ref == name || ref == pseudoID(name) {
+			return networktypes.Inspect{Network: networktypes.Network{Name: name, ID: pseudoID(name), Scope: "local", Driver: driver,
+				Options: map[string]string{}, Labels: map[string]string{}}, Containers: map[string]networktypes.EndpointResource{}}, nil
+		}
+	}
+	info, err := m.Inspect(ref)
+	if err != nil {
+		return networktypes.Inspect{}, fmt.Errorf("network %s not found: %w", ref, errdefs.ErrNotFound)
+	}
+	out := networktypes.Inspect{Network: summary(info.Network), Containers: map[string]networktypes.EndpointResource{}}
+	for _, ep := range info.Endpoints {
+		res := networktypes.EndpointResource{Name: ep.Name, EndpointID: ep.ID, IPv4Address: ep.IPv4, IPv6Address: ep.IPv6}
+		if hw, err := net.ParseMAC(ep.MAC); err == nil {
+			res.MacAddress = networktypes.HardwareAddr(hw)
+		}
+		out.Containers[ep.ContainerID] = res
+	}
+	return out, nil
+}
+
+// NetworkCreate is `network create`.
+func (e *Engine) NetworkCreate(ctx context.Context, req networktypes.CreateRequest) (networktypes.CreateResponse, error) {
+	m, err := e.netManager()
+	if err != nil {
+		return networktypes.CreateResponse{}, err
+	}
+	opts := bnet.CreateOptions{Name: req.Name, Driver: req.Driver, Internal: req.Internal, Labels: req.Labels, Options: req.Options}
+	if req.EnableIPv6 != nil {
+		opts.IPv6 = *req.EnableIPv6
+	}
+	if req.EnableIPv4 != nil && !*req.EnableIPv4 {
+		return networktypes.CreateResponse{}, fmt.Errorf("IPv6-only networks are not supported: %w", errdefs.ErrNotImplemented)
+	}
+	if req.ConfigOnly || req.ConfigFrom != nil || req.Ingress || (req.Scope != "" && req.Scope != "local") {
+		return networktypes.CreateResponse{}, fmt.Errorf("config-only, swarm and ingress networks are not supported: %w", errdefs.ErrNotImplemented)
+	}
+	if req.IPAM != nil {
+		if d := req.IPAM.Driver; d != "" && d != "default" {
+			return networktypes.CreateResponse{}, fmt.Errorf("IPAM driver %q: only default: %w", d, errdefs.ErrNotImplemented)
+		}
+		for _, c := range req.IPAM.Config {
+			switch {
+			case c.Subnet.Addr().Is4() && !opts.Subnet.IsValid():
+				opts.Subnet, opts.Gateway, opts.IPRange = c.Subnet, c.Gateway, c.IPRange
+			case c.Subnet.Addr().Is6() && !opts.Subnet6.IsValid():
+				opts.Subnet6, opts.Gateway6, opts.IPv6 = c.Subnet, c.Gateway, true
+			default:
+				return networktypes.CreateResponse{}, fmt.Errorf("IPAM config %v: one IPv4 and one IPv6 subnet at most: %w", c.Subnet, errdefs.ErrInvalidArgument)
+			}
+		}
+	}
+	n, err := m.CreateNetwork(ctx, opts)
+	if err != nil {
+		return networktypes.CreateResponse{}, err
+	}
+	return networktypes.CreateResponse{ID: n.ID}, nil
+}
+
+// NetworkRemove is `network rm`.
+func (e *Engine) NetworkRemove(ctx context.Context, ref string) error {
+	m, err := e.netManager()
+	if err != nil {
+		return err
+	}
+	if _, ok := pseudoNetworks[ref]; ok {
+		return fmt.Errorf("%s is a pre-defined network and cannot be removed: %w", ref, errdefs.ErrForbidden)
+	}
+	return m.RemoveNetwork(ctx, ref)
+}
+
+// NetworksPrune is `network prune`: every user network without
+// endpoints goes. It returns the names removed.
+func (e *Engine) NetworksPrune(ctx context.Context) ([]string, error) {
+	m, err := e.netManager()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, n := range m.Networks() {
+		if n.Default {
+			continue
+		}
+		if info, err := m.Inspect(n.ID); err != nil || len(info.Endpoints) > 0 {
+			continue
+		}
+		if err := m.RemoveNetwork(ctx, n.ID); err == nil {
+			removed = append(removed, n.Name)
+		}
+	}
+	return removed, nil
+}
+
+// NetworkConnect is `network connect` of a running container that has a
+// network of ours.
+func (e *Engine) NetworkConnect(ctx context.Context, netRef string, req networktypes.ConnectRequest) error {
+	m, err := e.netManager()
+	if err != nil {
+		return err
+	}
+	ct, _, err := e.lookup(req.Container)
+	if err != nil {
+		return err
+	}
+	r := ct.Snapshot()
+	if _, ours := bridgeMode(r.HostConfig.NetworkMode); !ours {
+		return fmt.Errorf("container sharing network namespace with another container or host cannot be connected to any other network: %w", errdefs.ErrForbidden)
+	}
+	if !r.State.IsRunning() {
+		// A stopped container would need the connection kept in its record
+		// for its next start; the record has no place for it yet.
+		return fmt.Errorf("connect container %s: only running containers can be connected: %w", r.Name, errdefs.ErrNotImplemented)
+	}
+	opts := bnet.AttachOptions{ContainerID: r.ID, Name: r.Name, Network: netRef}
+	if es := req.EndpointConfig; es != nil {
+		opts.Aliases = es.Aliases
+		if es.IPAMConfig != nil {
+			opts.IPv4, opts.IPv6 = es.IPAMConfig.IPv4Address, es.IPAMConfig.IPv6Address
+		}
+	}
+	_, err = m.Attach(ctx, opts)
+	return err
+}
+
+// NetworkDisconnect is `network disconnect`.
+func (e *Engine) NetworkDisconnect(ctx context.Context, netRef string, req networktypes.DisconnectRequest) error {
+	m, err := e.netManager()
+	if err != nil {
+		return err
+	}
+	ct, _, err := e.lookup(req.Container)
+	if err != nil {
+		return err
+	}
+	return m.Detach(ctx, ct.ID(), netRef)
+}

@@ -1,0 +1,146 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	containertypes "github.com/moby/moby/api/types/container"
+	networktypes "github.com/moby/moby/api/types/network"
+
+	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/testutil"
+)
+
+func netTag() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// netEngine is an Engine with networking only (no containers), on a
+// bridge and nftables table of the test's own.
+func netEngine(t *testing.T) *Engine {
+	t.Helper()
+	root := t.TempDir()
+	e, err := New(context.Background(), Config{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := NetworkConfig{ExecRoot: filepath.Join(root, "run"), DefaultBridge: "bd" + netTag(),
+		DefaultSubnet: netip.MustParsePrefix("10.219.0.0/24"), Table: "berth_d" + netTag()}
+	if err := e.InitNetworks(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.TeardownNetworks(context.Background()); err != nil {
+			t.Error(err)
+		}
+		e.Close()
+	})
+	return e
+}
+
+func TestNetworkAPI(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := netEngine(t)
+	ctx := context.Background()
+	v6 := true
+	name := "api-" + netTag()
+	res, err := e.NetworkCreate(ctx, networktypes.CreateRequest{Name: name, EnableIPv6: &v6, Labels: map[string]string{"k": "v"},
+		Options: map[string]string{"com.docker.network.bridge.name": "bda" + netTag()},
+		IPAM: &networktypes.IPAM{Config: []networktypes.IPAMConfig{{Subnet: netip.MustParsePrefix("10.220.0.0/24")}, {Subnet: netip.MustParsePrefix("fd22::/64")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := e.NetworkList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, n := range list {
+		names[n.Name] = true
+	}
+	for _, want := range []string{"bridge", "host", "none", name} {
+		if !names[want] {
+			t.Errorf("network ls lacks %s", want)
+		}
+	}
+	in, err := e.NetworkInspect(ctx, res.ID[:12])
+	if err != nil || in.Name != name || !in.EnableIPv6 || len(in.IPAM.Config) != 2 || in.Labels["k"] != "v" {
+		t.Fatalf("inspect %+v %v", in, err)
+	}
+	if err := e.NetworkRemove(ctx, "host"); !errors.Is(err, errdefs.ErrForbidden) {
+		t.Fatalf("rm host: %v", err)
+	}
+	if _, err := e.NetworkCreate(ctx, networktypes.CreateRequest{Name: name}); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("duplicate name: %v", err)
+	}
+	pruned, err := e.NetworksPrune(ctx)
+	if err != nil || len(pruned) != 1 || pruned[0] != name {
+		t.Fatalf("prune %v %v", pruned, err)
+	}
+	if _, err := e.NetworkInspect(ctx, name); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("inspect after prune: %v", err)
+	}
+}
+
+// TestNetworkUpDown drives the calls the container lifecycle makes, with a
+// record as create writes it and no process: the namespace, ports and
+// inspect's settings.
+func TestNetworkUpDown(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := netEngine(t)
+	ctx := context.Background()
+	p := networktypes.MustParsePort("80/tcp")
+	r := &container.Record{ID: strings.Repeat("ab", 32), Name: "web",
+		Config: &containertypes.Config{Hostname: "webhost", ExposedPorts: networktypes.PortSet{networktypes.MustParsePort("53/udp"): {}}},
+		HostConfig: &containertypes.HostConfig{NetworkMode: "bridge", PublishAllPorts: true,
+			PortBindings: networktypes.PortMap{p: {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: ""}}},
+			ExtraHosts:   []string{"gw:host-gateway"}}}
+	cn, err := e.networkUp(ctx, r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.networkDown(ctx, r.ID) })
+	if cn.NetnsPath == "" || cn.HostsPath == "" {
+		t.Fatalf("%+v", cn)
+	}
+	out, err := exec.Command("nsenter", "--net="+cn.NetnsPath, "ip", "-o", "addr", "show", "eth0").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "10.219.0.") {
+		t.Fatalf("eth0: %v %s", err, out)
+	}
+	hosts, _ := os.ReadFile(cn.HostsPath)
+	if !strings.Contains(string(hosts), "10.219.0.1\tgw") || !strings.Contains(string(hosts), "webhost") {
+		t.Fatalf("hosts:\n%s", hosts)
+	}
+	nets, ports, ok := e.networkSettings(r.ID)
+	if !ok || nets["bridge"] == nil || !nets["bridge"].IPAddress.IsValid() || len(ports[p]) != 1 || ports[p][0].HostPort == "0" {
+		t.Fatalf("settings %+v %+v", nets, ports)
+	}
+	if len(ports[networktypes.MustParsePort("53/udp")]) != 1 {
+		t.Fatalf("-P did not publish 53/udp: %+v", ports)
+	}
+	if err := e.networkDown(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := e.networkSettings(r.ID); ok {
+		t.Fatal("endpoints after networkDown")
+	}
+	if _, err := os.Stat(cn.NetnsPath); !os.IsNotExist(err) {
+		t.Fatalf("netns file after networkDown: %v", err)
+	}
+	// none and host are not ours
+	r.HostConfig.NetworkMode = "none"
+	if cn, err := e.networkUp(ctx, r, nil); err != nil || cn.NetnsPath != "" {
+		t.Fatalf("none: %+v %v", cn, err)
+	}
+}
