@@ -57,7 +57,7 @@ func TestNetworkAPI(t *testing.T) {
 	name := "api-" + netTag()
 	res, err := e.NetworkCreate(ctx, networktypes.CreateRequest{Name: name, EnableIPv6: &v6, Labels: map[string]string{"k": "v"},
 		Options: map[string]string{"com.docker.network.bridge.name": "bda" + netTag()},
-		IPAM: &networktypes.IPAM{Config: []networktypes.IPAMConfig{{Subnet: netip.MustParsePrefix("10.220.0.0/24")}, {Subnet: netip.MustParsePrefix("fd22::/64")}}}})
+		IPAM:    &networktypes.IPAM{Config: []networktypes.IPAMConfig{{Subnet: netip.MustParsePrefix("10.220.0.0/24")}, {Subnet: netip.MustParsePrefix("fd22::/64")}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
