@@ -66,10 +66,13 @@ func (e *Engine) ImageLoad(ctx context.Context, opts ImageLoadOptions) (res Imag
 			}
 		}
 	}()
+	start := time.Now()
 	loaded, err := tarball.Load(ctx, e.content, opts.Input, tarball.LoadOptions{Platform: p})
 	if err != nil {
 		return res, err
 	}
+	log.From(ctx).Debug("load: archive read and verified", "images", len(loaded.Images), "blobs", len(loaded.NewBlobs), "took", time.Since(start))
+	start = time.Now()
 	// Unpack every image before recording any, so an archive whose
 	// second image is broken adds no image at all.
 	recs := make([]image.Record, len(loaded.Images))
@@ -78,6 +81,7 @@ func (e *Engine) ImageLoad(ctx context.Context, opts ImageLoadOptions) (res Imag
 			return res, fmt.Errorf("load: %w", err)
 		}
 	}
+	log.From(ctx).Debug("load: layers unpacked", "took", time.Since(start))
 	for i, rec := range recs {
 		moved := map[string]digest.Digest{}
 		for _, t := range rec.RepoTags {
