@@ -67,6 +67,7 @@ func Apply(table string, rs Ruleset) error {
 	pre := chain("prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
 	out := chain("output", nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
 	post := chain("postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
+	in := chain("input", nftables.ChainTypeFilter, nftables.ChainHookInput, nftables.ChainPriorityFilter)
 	rule := func(ch *nftables.Chain, exprs ...[]expr.Any) {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: slices.Concat(exprs...)})
 	}
@@ -121,6 +122,13 @@ func Apply(table string, rs Ruleset) error {
 			}
 		}
 		rule(post, ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, b.Name), subnetMatch(netip.MustParsePrefix("127.0.0.0/8"), false), masq())
+	}
+	// input: route_localnet on a bridge would also let a container send
+	// packets to 127.0.0.1 through it and reach the host's loopback-only
+	// services (CVE-2020-8558, the same hole in kube-proxy). Only replies
+	// of connections the host made (our DNAT from 127.0.0.1) may come in.
+	for _, b := range rs.Bridges {
+		rule(in, ifname(unix.NFT_META_IIFNAME, expr.CmpOpEq, b.Name), subnetMatch(netip.MustParsePrefix("127.0.0.0/8"), true), ctNotEstablished(), verdict(expr.VerdictDrop))
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("apply nftables table inet %s: %w", table, err)
@@ -233,5 +241,15 @@ func dnat(ip netip.Addr, port uint16) []expr.Any {
 		&expr.Immediate{Register: 1, Data: a[:]},
 		&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, port)},
 		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+	}
+}
+
+// ctNotEstablished matches packets of connections neither established nor
+// related.
+func ctNotEstablished() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binary.NativeEndian.AppendUint32(nil, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: make([]byte, 4)},
 	}
 }

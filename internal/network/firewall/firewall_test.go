@@ -48,6 +48,7 @@ func TestApplyWritesRulesAndDeleteRemovesTable(t *testing.T) {
 		`fib daddr type local tcp dport 8080 dnat ip to 10.77.1.2:80`,
 		`ip daddr 127.0.0.1 udp dport 5353 dnat ip to 10.77.1.2:53`,
 		`oifname "bt-a" ip saddr 127.0.0.0/8 masquerade`,
+		`iifname "bt-a" ip daddr 127.0.0.0/8 ct state ! established,related drop`,
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("ruleset lacks %q", want)
