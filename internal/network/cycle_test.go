@@ -209,29 +209,84 @@ func BenchmarkPublishedPort(b *testing.B) {
 	if err := netns.Do(path, func() (err error) { ln, err = net.Listen("tcp4", ":8080"); return err }); err != nil {
 		b.Fatal(err)
 	}
-	body := strings.Repeat("x", 64<<10)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, body) })}
+	big, small := strings.Repeat("x", 64<<10), "ok\n"
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/small" {
+			io.WriteString(w, small)
+			return
+		}
+		io.WriteString(w, big)
+	})}
 	go srv.Serve(ln)
 	defer srv.Close()
-	for _, tc := range []struct{ name, url string }{
+	cases := []struct{ name, url string }{
 		{"published-127.0.0.1", fmt.Sprintf("http://127.0.0.1:%d/", r.Endpoint.Ports[0].HostPort)},
 		{"direct-container-ip", fmt.Sprintf("http://%s:8080/", r.Endpoint.IPv4.Addr())}, // the baseline: no NAT
-	} {
-		b.Run(tc.name, func(b *testing.B) {
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
-			defer client.CloseIdleConnections()
-			b.SetBytes(int64(len(body)))
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					resp, err := client.Get(tc.url)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			})
-		})
 	}
+	if port, ok := dockerProxy(b, r.Endpoint.IPv4.Addr().String(), 8080); ok {
+		cases = append(cases, struct{ name, url string }{"docker-proxy-127.0.0.1", fmt.Sprintf("http://127.0.0.1:%d/", port)})
+	}
+	for _, size := range []struct {
+		path string
+		n    int
+	}{{"64KiB", len(big)}, {"small", len(small)}} {
+		for _, tc := range cases {
+			url := tc.url
+			if size.path == "small" {
+				url += "small"
+			}
+			b.Run(size.path+"/"+tc.name, func(b *testing.B) {
+				client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+				defer client.CloseIdleConnections()
+				b.SetBytes(int64(size.n))
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						resp, err := client.Get(url)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+				})
+			})
+		}
+	}
+}
+
+// dockerProxy starts docker's userland proxy (Debian's docker.io) from
+// 127.0.0.1:<free port> to ip:port, for the comparison docker users know;
+// ok is false when it is not installed.
+func dockerProxy(b *testing.B, ip string, port int) (int, bool) {
+	bin, err := exec.LookPath("docker-proxy")
+	if err != nil {
+		return 0, false
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	host := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	// docker-proxy reports readiness on fd 3
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rd.Close()
+	cmd := exec.Command(bin, "-proto", "tcp", "-host-ip", "127.0.0.1", "-host-port", fmt.Sprint(host),
+		"-container-ip", ip, "-container-port", fmt.Sprint(port))
+	cmd.ExtraFiles = []*os.File{wr}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	wr.Close()
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	buf := make([]byte, 64)
+	n, _ := rd.Read(buf)
+	if !strings.HasPrefix(string(buf[:n]), "0") {
+		b.Fatalf("docker-proxy: %q", buf[:n])
+	}
+	return host, true
 }
