@@ -121,6 +121,22 @@ func TestSecondNetworkAndDetach(t *testing.T) {
 	}
 }
 
+func TestIPv6PublishedPortHairpin(t *testing.T) {
+	testutil.RequireRoot(t)
+	m, _ := newManager(t)
+	n6 := userNetwork(t, m, network.CreateOptions{IPv6: true, Subnet6: netip.MustParsePrefix("fd21:9::/64")})
+	web, wr := newBox(t, m, "web6", network.AttachOptions{Network: n6.Name, Ports: []portmap.Binding{{ContainerPort: 80, Proto: "tcp"}}})
+	web.httpd("web6")
+	peer, _ := newBox(t, m, "peer", network.AttachOptions{Network: n6.Name})
+	port := wr[0].Endpoint.Ports[0].HostPort
+	for _, host := range []string{wr[0].Endpoint.Gateway.String(), "[" + wr[0].Endpoint.Gateway6.String() + "]"} {
+		url := fmt.Sprintf("http://%s:%d/", host, port)
+		if out := peer.must("wget", "-q", "-O-", url); !strings.Contains(out, "hello from web6") {
+			t.Fatalf("%s: %q", url, out)
+		}
+	}
+}
+
 // benchmarkAttach times what a container start waits for: a namespace
 // ready, veth, address, routes (NewNetns + Attach on the default network).
 // Release runs outside the timer.

@@ -360,10 +360,14 @@ func (m *Manager) applyRules() error {
 			continue
 		}
 		for _, p := range ep.Ports {
-			if p.HostIP.IsValid() && !p.HostIP.Is4() {
-				continue // IPv6 host addresses are reserved but not yet forwarded
+			// Each family to the container's address of that family; a
+			// port on every address goes to both, as docker's with IPv6.
+			if !p.HostIP.IsValid() || p.HostIP.Is4() {
+				rs.Ports = append(rs.Ports, firewall.Port{Proto: p.Proto, HostIP: p.HostIP, HostPort: p.HostPort, IP: ep.IPv4.Addr(), Port: p.ContainerPort, Bridge: n.Bridge})
 			}
-			rs.Ports = append(rs.Ports, firewall.Port{Proto: p.Proto, HostIP: p.HostIP, HostPort: p.HostPort, IP: ep.IPv4.Addr(), Port: p.ContainerPort, Bridge: n.Bridge})
+			if ep.IPv6.IsValid() && (!p.HostIP.IsValid() || p.HostIP.Is6()) {
+				rs.Ports = append(rs.Ports, firewall.Port{Proto: p.Proto, HostIP: p.HostIP, HostPort: p.HostPort, IP: ep.IPv6.Addr(), Port: p.ContainerPort, Bridge: n.Bridge})
+			}
 		}
 	}
 	return firewall.Apply(m.cfg.Table, rs)

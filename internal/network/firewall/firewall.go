@@ -19,7 +19,7 @@ type Bridge struct {
 }
 
 // Port is one published port: traffic to HostIP:HostPort (any local
-// address when HostIP is the zero value) goes to IP:Port.
+// address of IP's family when HostIP is the zero value) goes to IP:Port.
 type Port struct {
 	Proto    string // "tcp", "udp" or "sctp"
 	HostIP   netip.Addr
@@ -45,8 +45,8 @@ func Apply(table string, rs Ruleset) error {
 		if _, err := protoNum(p.Proto); err != nil {
 			return err
 		}
-		if !p.IP.Is4() || (p.HostIP.IsValid() && !p.HostIP.Is4()) {
-			return fmt.Errorf("port %d: only IPv4 ports are published", p.HostPort)
+		if !p.IP.IsValid() || (p.HostIP.IsValid() && p.HostIP.Is4() != p.IP.Is4()) {
+			return fmt.Errorf("port %d: host and container addresses of different families", p.HostPort)
 		}
 	}
 	c, err := nftables.New()
@@ -97,11 +97,13 @@ func Apply(table string, rs Ruleset) error {
 		proto, _ := protoNum(p.Proto)
 		var dst []expr.Any
 		if p.HostIP.IsValid() {
-			dst = addrMatch(16, netip.PrefixFrom(p.HostIP, 32))
+			dst = subnetMatch(netip.PrefixFrom(p.HostIP, p.HostIP.BitLen()), true)
+		} else if p.IP.Is4() {
+			dst = slices.Concat(nfproto(unix.NFPROTO_IPV4), fibLocal())
 		} else {
-			dst = fibLocal()
+			dst = slices.Concat(nfproto(unix.NFPROTO_IPV6), fibLocal())
 		}
-		match := slices.Concat(nfproto(unix.NFPROTO_IPV4), dst, l4(proto), dport(p.HostPort))
+		match := slices.Concat(dst, l4(proto), dport(p.HostPort))
 		rule(pre, match, dnat(p.IP, p.Port))
 		rule(out, match, dnat(p.IP, p.Port))
 	}
@@ -117,9 +119,7 @@ func Apply(table string, rs Ruleset) error {
 			if !b.Internal {
 				rule(post, subnetMatch(s, false), ifname(unix.NFT_META_OIFNAME, expr.CmpOpNeq, b.Name), masq())
 			}
-			if s.Addr().Is4() {
-				rule(post, ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, b.Name), subnetMatch(s, false), ctDNAT(), masq())
-			}
+			rule(post, ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, b.Name), subnetMatch(s, false), ctDNAT(), masq())
 		}
 		rule(post, ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, b.Name), subnetMatch(netip.MustParsePrefix("127.0.0.0/8"), false), masq())
 	}
@@ -236,11 +236,14 @@ func ctDNAT() []expr.Any {
 }
 
 func dnat(ip netip.Addr, port uint16) []expr.Any {
-	a := ip.As4()
+	family := uint32(unix.NFPROTO_IPV4)
+	if ip.Is6() {
+		family = unix.NFPROTO_IPV6
+	}
 	return []expr.Any{
-		&expr.Immediate{Register: 1, Data: a[:]},
+		&expr.Immediate{Register: 1, Data: ip.AsSlice()},
 		&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, port)},
-		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: family, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
 	}
 }
 

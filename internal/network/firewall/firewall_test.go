@@ -28,6 +28,7 @@ func TestApplyWritesRulesAndDeleteRemovesTable(t *testing.T) {
 		Ports: []firewall.Port{
 			{Proto: "tcp", HostPort: 8080, IP: netip.MustParseAddr("10.77.1.2"), Port: 80, Bridge: "bt-a"},
 			{Proto: "udp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 5353, IP: netip.MustParseAddr("10.77.1.2"), Port: 53, Bridge: "bt-a"},
+			{Proto: "tcp", HostPort: 8080, IP: netip.MustParseAddr("fd77:1::2"), Port: 80, Bridge: "bt-a"},
 		},
 	}
 	for range 2 { // twice: Apply replaces, it does not append
@@ -47,6 +48,7 @@ func TestApplyWritesRulesAndDeleteRemovesTable(t *testing.T) {
 		`iifname "bt-b" oifname != "bt-b" drop`,
 		`fib daddr type local tcp dport 8080 dnat ip to 10.77.1.2:80`,
 		`ip daddr 127.0.0.1 udp dport 5353 dnat ip to 10.77.1.2:53`,
+		`meta nfproto ipv6 fib daddr type local tcp dport 8080 dnat ip6 to [fd77:1::2]:80`,
 		`oifname "bt-a" ip saddr 127.0.0.0/8 masquerade`,
 		`iifname "bt-a" ip daddr 127.0.0.0/8 ct state ! established,related drop`,
 	} {
@@ -54,13 +56,16 @@ func TestApplyWritesRulesAndDeleteRemovesTable(t *testing.T) {
 			t.Errorf("ruleset lacks %q", want)
 		}
 	}
-	if strings.Count(s, "dport 8080") != 2 {
+	if strings.Count(s, "dport 8080") != 4 {
 		t.Errorf("want the 8080 DNAT in prerouting and output once each:\n%s", s)
 	}
 	if t.Failed() {
 		t.Log(s)
 	}
-	if err := firewall.Apply(table, firewall.Ruleset{Ports: []firewall.Port{{Proto: "icmp"}}}); err == nil {
+	if err := firewall.Apply(table, firewall.Ruleset{Ports: []firewall.Port{{Proto: "icmp", IP: netip.MustParseAddr("10.0.0.1")}}}); err == nil {
 		t.Error("bad protocol accepted")
+	}
+	if err := firewall.Apply(table, firewall.Ruleset{Ports: []firewall.Port{{Proto: "tcp", HostIP: netip.MustParseAddr("::1"), IP: netip.MustParseAddr("10.0.0.1")}}}); err == nil {
+		t.Error("mixed families accepted")
 	}
 }
