@@ -18,6 +18,7 @@ import (
 	"sync"
 
 	containertypes "github.com/moby/moby/api/types/container"
+	evtypes "github.com/moby/moby/api/types/events"
 	networktypes "github.com/moby/moby/api/types/network"
 
 	"github.com/berth-dev/berth/internal/container"
@@ -207,6 +208,7 @@ func (e *Engine) networkUp(ctx context.Context, r *container.Record, endpoints m
 		if err != nil {
 			return ContainerNetwork{}, err
 		}
+		e.emitNetwork(ctx, evtypes.ActionConnect, got.Endpoint.NetworkID, got.Endpoint.NetworkName, r.ID)
 		if i == 0 {
 			res = got
 		}
@@ -222,7 +224,14 @@ func (e *Engine) networkDown(ctx context.Context, id string) error {
 	if err != nil {
 		return nil
 	}
-	return m.Release(ctx, id)
+	eps := m.Endpoints(id)
+	if err := m.Release(ctx, id); err != nil {
+		return err
+	}
+	for _, ep := range eps {
+		e.emitNetwork(ctx, evtypes.ActionDisconnect, ep.NetworkID, ep.NetworkName, id)
+	}
+	return nil
 }
 
 // portBindings turns -p and -P into the manager's bindings.
@@ -312,6 +321,17 @@ func dnsNames(ep bnet.Endpoint) []string {
 	}
 	out := []string{ep.Name, ep.ContainerID[:min(12, len(ep.ContainerID))]}
 	return append(out, ep.Aliases...)
+}
+
+// emitNetwork publishes a network event as docker does: the actor is the
+// network's ID, with its name and type, and the container for connect and
+// disconnect.
+func (e *Engine) emitNetwork(ctx context.Context, action evtypes.Action, id, name, container string) {
+	attrs := map[string]string{"name": name, "type": "bridge"}
+	if container != "" {
+		attrs["container"] = container
+	}
+	e.Emit(ctx, evtypes.NetworkEventType, action, id, attrs)
 }
 
 // pseudoNetworks are docker's predefined networks that are modes, not
@@ -424,6 +444,7 @@ func (e *Engine) NetworkCreate(ctx context.Context, req networktypes.CreateReque
 	if err != nil {
 		return networktypes.CreateResponse{}, err
 	}
+	e.emitNetwork(ctx, evtypes.ActionCreate, n.ID, n.Name, "")
 	return networktypes.CreateResponse{ID: n.ID}, nil
 }
 
@@ -436,7 +457,15 @@ func (e *Engine) NetworkRemove(ctx context.Context, ref string) error {
 	if _, ok := pseudoNetworks[ref]; ok {
 		return fmt.Errorf("%s is a pre-defined network and cannot be removed: %w", ref, errdefs.ErrForbidden)
 	}
-	return m.RemoveNetwork(ctx, ref)
+	info, err := m.Inspect(ref)
+	if err != nil {
+		return fmt.Errorf("network %s not found: %w", ref, errdefs.ErrNotFound)
+	}
+	if err := m.RemoveNetwork(ctx, info.ID); err != nil {
+		return err
+	}
+	e.emitNetwork(ctx, evtypes.ActionDestroy, info.ID, info.Name, "")
+	return nil
 }
 
 // NetworksPrune is `network prune`: every user network without
@@ -456,6 +485,7 @@ func (e *Engine) NetworksPrune(ctx context.Context) ([]string, error) {
 		}
 		if err := m.RemoveNetwork(ctx, n.ID); err == nil {
 			removed = append(removed, n.Name)
+			e.emitNetwork(ctx, evtypes.ActionDestroy, n.ID, n.Name, "")
 		}
 	}
 	return removed, nil
@@ -488,8 +518,12 @@ func (e *Engine) NetworkConnect(ctx context.Context, netRef string, req networkt
 			opts.IPv4, opts.IPv6 = es.IPAMConfig.IPv4Address, es.IPAMConfig.IPv6Address
 		}
 	}
-	_, err = m.Attach(ctx, opts)
-	return err
+	res, err := m.Attach(ctx, opts)
+	if err != nil {
+		return err
+	}
+	e.emitNetwork(ctx, evtypes.ActionConnect, res.Endpoint.NetworkID, res.Endpoint.NetworkName, r.ID)
+	return nil
 }
 
 // NetworkDisconnect is `network disconnect`.
@@ -502,5 +536,13 @@ func (e *Engine) NetworkDisconnect(ctx context.Context, netRef string, req netwo
 	if err != nil {
 		return err
 	}
-	return m.Detach(ctx, ct.ID(), netRef)
+	info, err := m.Inspect(netRef)
+	if err != nil {
+		return fmt.Errorf("network %s not found: %w", netRef, errdefs.ErrNotFound)
+	}
+	if err := m.Detach(ctx, ct.ID(), info.ID); err != nil {
+		return err
+	}
+	e.emitNetwork(ctx, evtypes.ActionDisconnect, info.ID, info.Name, ct.ID())
+	return nil
 }
