@@ -126,9 +126,6 @@ func (p *Pool) Owner(a netip.Addr) (string, bool) {
 // InUse is the number of allocated addresses, the gateway included.
 func (p *Pool) InUse() int { return len(p.used) }
 
-// Overlaps reports whether a and b share any address.
-func Overlaps(a, b netip.Prefix) bool { return a.Overlaps(b) }
-
 // DefaultPools are where subnets for networks created without --subnet come
 // from, in order: /16s in 172.18-172.29 and then /20s in 192.168/16, as
 // docker's default-address-pools.

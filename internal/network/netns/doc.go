@@ -9,6 +9,11 @@
 // namespace off a container's start path. Pooled namespaces die with the
 // process that holds them (nothing on disk), so a daemon crash leaks none.
 //
+// A runtime that copies the host's mounts into a container's new mount
+// namespace copies these bind mounts too, and a copy keeps its namespace
+// alive after Remove until the runtime detaches the old root (pivot_root,
+// then umount2(MNT_DETACH), as runc and berth-runtime do).
+//
 // It knows nothing of containers, bridges or addresses. It owns the files it
 // mounts and nothing else.
 package netns

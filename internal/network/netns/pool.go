@@ -2,11 +2,11 @@ package netns
 
 import (
 	"context"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/internal/log"
-	"os"
 )
 
 // Pool keeps up to Size namespaces made in advance. A goroutine refills it
