@@ -59,6 +59,7 @@ type mon struct {
 	attachers map[*attacher]struct{}
 	waiters   []net.Conn
 	exit      *Exit
+	answered  bool // waiters were told: the container is gone
 	outDone   chan struct{} // closed when every output stream ended
 }
 
@@ -267,7 +268,7 @@ func run(dir string, syncf *os.File) (retErr error) {
 	if err := writeFileAtomic(filepath.Join(dir, exitFile), eb); err != nil {
 		fmt.Fprintln(os.Stderr, "monitor:", err)
 	}
-	m.finish(ex)
+	m.endAttaches(ex)
 
 	// Whatever outlived the init (no pid namespace) goes with it, so the
 	// cgroup can be removed; then the runtime's state.
@@ -279,7 +280,14 @@ func run(dir string, syncf *os.File) (retErr error) {
 	for _, f := range outputs {
 		f.Close()
 	}
-	if err := c.Delete(ctx, true); err != nil {
+	err = c.Delete(ctx, true)
+	// Waiters hear of the exit only now, with the socket gone and the
+	// runtime's state deleted: a start of the same container right after
+	// Wait returns (a restart policy, docker start) finds the id free.
+	l.Close()
+	_ = os.Remove(filepath.Join(dir, sockName))
+	m.answerWaiters()
+	if err != nil {
 		return fmt.Errorf("delete container: %w", err)
 	}
 	return nil
@@ -421,18 +429,25 @@ func (m *mon) broadcast(stream string, p []byte) {
 	}
 }
 
-// finish records the exit, answers the waiters and ends the attaches.
-func (m *mon) finish(ex Exit) {
+// answerWaiters tells every waiter how the container ended.
+func (m *mon) answerWaiters() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.exit = &ex
-	b, _ := json.Marshal(reply{Exit: &ex})
+	b, _ := json.Marshal(reply{Exit: m.exit})
 	b = append(b, '\n')
 	for _, w := range m.waiters {
 		_, _ = w.Write(b)
 		w.Close()
 	}
 	m.waiters = nil
+	m.answered = true
+}
+
+// endAttaches records the exit and ends the attaches: the output is over.
+func (m *mon) endAttaches(ex Exit) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.exit = &ex
 	for a := range m.attachers {
 		a.conn.Close()
 	}
@@ -473,7 +488,7 @@ func (m *mon) handle(c *net.UnixConn) {
 		c.Close()
 	case "wait":
 		m.mu.Lock()
-		if m.exit != nil {
+		if m.answered {
 			ex := *m.exit
 			m.mu.Unlock()
 			answer(reply{Exit: &ex})

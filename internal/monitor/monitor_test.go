@@ -396,3 +396,32 @@ func TestParseDetachKeys(t *testing.T) {
 		})
 	}
 }
+
+// A container that ends while nobody holds a handle leaves its status;
+// the same container starts again at once after Wait returns.
+func TestExitWhileAwayAndRestart(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := newEnv(t, []string{"/bin/sh", "-c", "echo run; exit 9"}, nil)
+	h, err := Start(context.Background(), e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close() // the daemon goes away
+	waitFor(t, func() bool {
+		_, err := Connect(context.Background(), e.cfg.StateDir)
+		return errors.Is(err, errdefs.ErrNotFound)
+	})
+	ex, err := ReadExit(e.cfg.StateDir)
+	if err != nil || ex.Code != 9 {
+		t.Fatalf("exit while away: %+v %v", ex, err)
+	}
+	for i := range 3 {
+		h := e.start(t)
+		if ex := wait(t, h); ex.Code != 9 {
+			t.Fatalf("run %d: %+v", i, ex)
+		}
+	}
+	if got := e.logs(t); len(got) != 4 {
+		t.Fatalf("logs of 4 runs: %q", got)
+	}
+}
