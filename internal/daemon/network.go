@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	containertypes "github.com/moby/moby/api/types/container"
 	evtypes "github.com/moby/moby/api/types/events"
@@ -365,19 +366,54 @@ func summary(n bnet.Network) networktypes.Network {
 }
 
 // NetworkList is `network ls`: the bridge networks and docker's host and
-// none.
-func (e *Engine) NetworkList(ctx context.Context) ([]networktypes.Summary, error) {
+// none, filtered by driver, id (prefix), label, name (substring), scope,
+// type (custom or builtin) and dangling (no containers).
+func (e *Engine) NetworkList(ctx context.Context, f Filters) ([]networktypes.Summary, error) {
 	m, err := e.netManager()
 	if err != nil {
 		return nil, err
 	}
-	var out []networktypes.Summary
+	if err := f.check("driver", "id", "label", "name", "scope", "type", "dangling"); err != nil {
+		return nil, err
+	}
+	dangling, danglingSet, err := f.bool("dangling")
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range f["type"] {
+		if t != "custom" && t != "builtin" {
+			return nil, fmt.Errorf("invalid filter: 'type'='%s': %w", t, errdefs.ErrInvalidArgument)
+		}
+	}
+	var all []networktypes.Summary
+	builtin := map[string]bool{"host": true, "none": true, bnet.DefaultNetwork: true}
+	endpoints := map[string]int{}
 	for _, n := range m.Networks() {
-		out = append(out, networktypes.Summary{Network: summary(n)})
+		all = append(all, networktypes.Summary{Network: summary(n)})
+		if info, err := m.Inspect(n.ID); err == nil {
+			endpoints[n.ID] = len(info.Endpoints)
+		}
 	}
 	for _, name := range []string{"host", "none"} {
-		out = append(out, networktypes.Summary{Network: networktypes.Network{Name: name, ID: pseudoID(name), Scope: "local",
+		all = append(all, networktypes.Summary{Network: networktypes.Network{Name: name, ID: pseudoID(name), Scope: "local",
 			Driver: pseudoNetworks[name], Options: map[string]string{}, Labels: map[string]string{}}})
+	}
+	var out []networktypes.Summary
+	for _, n := range all {
+		typ := "custom"
+		if builtin[n.Name] {
+			typ = "builtin"
+		}
+		if !matchAny(f["driver"], func(v string) bool { return v == n.Driver }) ||
+			!matchAny(f["id"], func(v string) bool { return strings.HasPrefix(n.ID, v) }) ||
+			!matchAny(f["name"], func(v string) bool { return strings.Contains(n.Name, v) }) ||
+			!matchAny(f["scope"], func(v string) bool { return v == n.Scope }) ||
+			!matchAny(f["type"], func(v string) bool { return v == typ }) ||
+			!f.labels("label", n.Labels) ||
+			(danglingSet && dangling != (endpoints[n.ID] == 0 && typ == "custom")) {
+			continue
+		}
+		out = append(out, n)
 	}
 	return out, nil
 }
@@ -469,15 +505,36 @@ func (e *Engine) NetworkRemove(ctx context.Context, ref string) error {
 }
 
 // NetworksPrune is `network prune`: every user network without
-// endpoints goes. It returns the names removed.
-func (e *Engine) NetworksPrune(ctx context.Context) ([]string, error) {
+// endpoints goes, filtered by label, label! and until. It returns the
+// names removed.
+func (e *Engine) NetworksPrune(ctx context.Context, f Filters) ([]string, error) {
 	m, err := e.netManager()
 	if err != nil {
 		return nil, err
 	}
+	if err := f.check("label", "label!", "until"); err != nil {
+		return nil, err
+	}
+	var until time.Time
+	for _, v := range f["until"] {
+		d, err := time.ParseDuration(v)
+		if err == nil {
+			until = time.Now().Add(-d)
+			continue
+		}
+		if until, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return nil, fmt.Errorf("invalid filter 'until=%s': %w", v, errdefs.ErrInvalidArgument)
+		}
+	}
 	var removed []string
 	for _, n := range m.Networks() {
-		if n.Default {
+		if n.Default || !f.labels("label", n.Labels) {
+			continue
+		}
+		if len(f["label!"]) > 0 && f.labels("label!", n.Labels) {
+			continue
+		}
+		if !until.IsZero() && !n.Created.Before(until) {
 			continue
 		}
 		if info, err := m.Inspect(n.ID); err != nil || len(info.Endpoints) > 0 {

@@ -61,9 +61,31 @@ func TestNetworkAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := e.NetworkList(ctx)
+	list, err := e.NetworkList(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		f    Filters
+		want []string
+	}{
+		{Filters{"type": {"custom"}}, []string{name}},
+		{Filters{"label": {"k=v"}}, []string{name}},
+		{Filters{"driver": {"null"}}, []string{"none"}},
+		{Filters{"name": {"api-"}, "dangling": {"true"}}, []string{name}},
+		{Filters{"type": {"builtin"}, "name": {"o"}}, []string{"host", "none"}},
+	} {
+		got, err := e.NetworkList(ctx, tt.f)
+		var names []string
+		for _, n := range got {
+			names = append(names, n.Name)
+		}
+		if err != nil || strings.Join(names, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("ls %v: %v %v, want %v", tt.f, names, err, tt.want)
+		}
+	}
+	if _, err := e.NetworkList(ctx, Filters{"bogus": {"x"}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("bad filter: %v", err)
 	}
 	names := map[string]bool{}
 	for _, n := range list {
@@ -84,7 +106,10 @@ func TestNetworkAPI(t *testing.T) {
 	if _, err := e.NetworkCreate(ctx, networktypes.CreateRequest{Name: name}); !errors.Is(err, errdefs.ErrConflict) {
 		t.Fatalf("duplicate name: %v", err)
 	}
-	pruned, err := e.NetworksPrune(ctx)
+	if pruned, err := e.NetworksPrune(ctx, Filters{"label": {"k=other"}}); err != nil || len(pruned) != 0 {
+		t.Fatalf("prune with a label that does not match: %v %v", pruned, err)
+	}
+	pruned, err := e.NetworksPrune(ctx, Filters{"until": {"0s"}})
 	if err != nil || len(pruned) != 1 || pruned[0] != name {
 		t.Fatalf("prune %v %v", pruned, err)
 	}
