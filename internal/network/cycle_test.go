@@ -306,3 +306,43 @@ func dockerProxy(b *testing.B, ip string, port int) (int, bool) {
 	}
 	return host, true
 }
+
+// TestReleaseWhileNamespaceHeld: a process still inside the namespace
+// keeps it (and the veth pair) alive after Release; the host end is down,
+// so the freed address cannot clash on the bridge.
+func TestReleaseWhileNamespaceHeld(t *testing.T) {
+	testutil.RequireRoot(t)
+	m, _ := newManager(t)
+	ctx := context.Background()
+	id := "held000000000000"
+	path, err := m.NewNetns(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.Attach(ctx, network.AttachOptions{ContainerID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := exec.Command("nsenter", "--net="+path, "sleep", "30")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	// wait until the holder is inside (nsenter then execs sleep)
+	for i := 0; ; i++ {
+		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", holder.Process.Pid)); strings.HasPrefix(string(cmd), "sleep") {
+			break
+		}
+		if i > 200 {
+			t.Fatal("holder did not enter the namespace")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := m.Release(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ip", "-o", "link", "show", r.Endpoint.HostVeth).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "state DOWN") {
+		t.Fatalf("host end of a released endpoint is up:\n%s", out)
+	}
+}

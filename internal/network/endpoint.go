@@ -396,6 +396,11 @@ func (m *Manager) detachLocked(ctx context.Context, ep *Endpoint, files, keepVet
 		if err := delLink(ep.HostVeth); err != nil {
 			errs = append(errs, fmt.Errorf("delete veth %s: %w", ep.HostVeth, err))
 		}
+	} else if l, err := netlink.LinkByName(ep.HostVeth); err == nil {
+		// Down at once (a flag, no RCU wait): should a process still hold
+		// the namespace, its old address, now free for IPAM, cannot reach
+		// the bridge while the kernel keeps the pair alive.
+		_ = netlink.LinkSetDown(l)
 	}
 	m.st.Endpoints = slices.DeleteFunc(m.st.Endpoints, func(e *Endpoint) bool { return e == ep })
 	if r := m.ports[ep.ID]; r != nil {
