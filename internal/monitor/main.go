@@ -59,7 +59,7 @@ type mon struct {
 	attachers map[*attacher]struct{}
 	waiters   []net.Conn
 	exit      *Exit
-	answered  bool // waiters were told: the container is gone
+	answered  bool          // waiters were told: the container is gone
 	outDone   chan struct{} // closed when every output stream ended
 }
 
