@@ -204,6 +204,9 @@ func (e *Engine) networkUp(ctx context.Context, r *container.Record, endpoints m
 			if es.IPAMConfig != nil {
 				opts.IPv4, opts.IPv6 = es.IPAMConfig.IPv4Address, es.IPAMConfig.IPv6Address
 			}
+			if len(es.MacAddress) > 0 {
+				opts.MAC = net.HardwareAddr(es.MacAddress)
+			}
 		}
 		got, err := m.Attach(ctx, opts)
 		if err != nil {
@@ -573,6 +576,9 @@ func (e *Engine) NetworkConnect(ctx context.Context, netRef string, req networkt
 		opts.Aliases = es.Aliases
 		if es.IPAMConfig != nil {
 			opts.IPv4, opts.IPv6 = es.IPAMConfig.IPv4Address, es.IPAMConfig.IPv6Address
+		}
+		if len(es.MacAddress) > 0 {
+			opts.MAC = net.HardwareAddr(es.MacAddress)
 		}
 	}
 	res, err := m.Attach(ctx, opts)

@@ -66,6 +66,7 @@ type AttachOptions struct {
 	Network     string   // name, ID or ID prefix; empty: the default network
 	IPv4        netip.Addr
 	IPv6        netip.Addr
+	MAC         net.HardwareAddr  // --mac-address; derived from IPv4 when nil
 	Ports       []portmap.Binding // published on this endpoint
 
 	// Name resolution; used when the container first attaches (later
@@ -125,6 +126,10 @@ func (m *Manager) attachLocked(ctx context.Context, opts AttachOptions) (AttachR
 	}
 	if _, err := parseExtraHosts(opts.ExtraHosts); err != nil {
 		return AttachResult{}, err
+	}
+	// a multicast source address would be dropped by every receiver
+	if opts.MAC != nil && (len(opts.MAC) != 6 || opts.MAC[0]&1 != 0) {
+		return AttachResult{}, fmt.Errorf("mac address %s: not a unicast Ethernet address: %w", opts.MAC, errdefs.ErrInvalidArgument)
 	}
 	if n.Default && len(opts.Aliases) > 0 {
 		return AttachResult{}, fmt.Errorf("network-scoped aliases are only supported for user-defined networks: %w", errdefs.ErrInvalidArgument)
@@ -208,8 +213,12 @@ func (m *Manager) attachLocked(ctx context.Context, opts AttachOptions) (AttachR
 	if opts.IPv4.IsValid() && opts.IPv4 != ep.IPv4.Addr() {
 		return AttachResult{}, fmt.Errorf("--ip %s: %w", opts.IPv4, errdefs.ErrInvalidArgument)
 	}
-	mac := ipam.MACFromIP(ep.IPv4.Addr())
-	ep.MAC = net.HardwareAddr(mac[:]).String()
+	derived := ipam.MACFromIP(ep.IPv4.Addr())
+	mac := net.HardwareAddr(derived[:])
+	if opts.MAC != nil {
+		mac = opts.MAC
+	}
+	ep.MAC = mac.String()
 	ep.IfName = nextIfName(eps)
 
 	br, err := netlink.LinkByName(n.Bridge)
@@ -219,7 +228,7 @@ func (m *Manager) attachLocked(ctx context.Context, opts AttachOptions) (AttachR
 	veth := &netlink.Veth{
 		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MTU: n.MTU, MasterIndex: br.Attrs().Index},
 		PeerName:         ep.IfName,
-		PeerHardwareAddr: net.HardwareAddr(mac[:]),
+		PeerHardwareAddr: mac,
 		PeerNamespace:    netlink.NsFd(int(nsf.Fd())),
 	}
 	if n.MTU > 0 {

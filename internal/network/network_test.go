@@ -80,7 +80,7 @@ func TestUserNetworkReachByIPAndName(t *testing.T) {
 func TestDefaultNetworkFiles(t *testing.T) {
 	testutil.RequireRoot(t)
 	m, _ := newManager(t)
-	b, r := newBox(t, m, "solo", network.AttachOptions{Hostname: "solo-host", Domainname: "example.org",
+	b, r := newBox(t, m, "solo", network.AttachOptions{Hostname: "solo-host", Domainname: "example.org", MAC: net.HardwareAddr{2, 0xaa, 0, 0, 0, 1},
 		DNS: []string{"192.0.2.53"}, DNSSearch: []string{"a.test"}, DNSOptions: []string{"ndots:2"}, ExtraHosts: []string{"db:10.9.9.9"}})
 	hosts, _ := os.ReadFile(r[0].HostsPath)
 	for _, want := range []string{"10.9.9.9\tdb", ipOf(r[0]) + "\tsolo-host.example.org solo-host", "127.0.0.1\tlocalhost"} {
@@ -100,7 +100,7 @@ func TestDefaultNetworkFiles(t *testing.T) {
 		t.Errorf("no default route via the bridge:\n%s", out)
 	}
 	out = b.must("ip", "link", "show", "eth0")
-	if !strings.Contains(out, r[0].Endpoint.MAC) {
+	if r[0].Endpoint.MAC != "02:aa:00:00:00:01" || !strings.Contains(out, r[0].Endpoint.MAC) {
 		t.Errorf("eth0 MAC is not %s:\n%s", r[0].Endpoint.MAC, out)
 	}
 }
@@ -197,6 +197,7 @@ func TestBadInput(t *testing.T) {
 		{"ip outside subnet", network.AttachOptions{IPv4: netip.MustParseAddr("10.254.254.254")}, errdefs.ErrInvalidArgument},
 		{"ip of gateway", network.AttachOptions{IPv4: cfg.DefaultSubnet.Addr().Next()}, errdefs.ErrConflict},
 		{"alias on default", network.AttachOptions{Aliases: []string{"x"}}, errdefs.ErrInvalidArgument},
+		{"multicast mac", network.AttachOptions{MAC: net.HardwareAddr{1, 2, 3, 4, 5, 6}}, errdefs.ErrInvalidArgument},
 	}
 	for _, tt := range attach {
 		t.Run(tt.name, func(t *testing.T) {

@@ -92,3 +92,17 @@ func TestReservePortInUseIsAllOrNothing(t *testing.T) {
 		l2.Close()
 	}
 }
+
+func TestBindingString(t *testing.T) {
+	for _, tt := range []struct {
+		b    Binding
+		want string
+	}{
+		{Binding{HostPort: 8080, ContainerPort: 80, Proto: "tcp"}, "80/tcp -> 0.0.0.0:8080"},
+		{Binding{HostIP: netip.MustParseAddr("::1"), HostPort: 53, ContainerPort: 53, Proto: "udp"}, "53/udp -> [::1]:53"},
+	} {
+		if got := tt.b.String(); got != tt.want {
+			t.Errorf("%q, want %q", got, tt.want)
+		}
+	}
+}
