@@ -165,6 +165,11 @@ func cgroups() []string {
 			if err != nil || !d.IsDir() {
 				return nil
 			}
+			// The machine's own agent makes cgroups here for its sessions;
+			// they are not ours to count or touch.
+			if d.Name() == "process_api" {
+				return filepath.SkipDir
+			}
 			out = append(out, p)
 			return nil
 		})
