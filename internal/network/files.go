@@ -174,20 +174,33 @@ func (m *Manager) startDNS(ctx context.Context, sb *Sandbox) error {
 }
 
 // lookup resolves name for container id: the names, aliases and IDs of the
-// containers on the user-defined networks id shares with them.
+// containers on the user-defined networks id shares with them, bare or
+// qualified with the network's name (web.mynet), as docker's.
 func (m *Manager) lookup(id, name string) ([]netip.Addr, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	nets := map[string]bool{}
+	scoped := map[string]string{} // "name.network" → network ID
 	for _, ep := range m.endpointsOf(id) {
 		if n := m.find(ep.NetworkID); n != nil && !n.Default {
 			nets[ep.NetworkID] = true
+			if short, ok := strings.CutSuffix(name, "."+strings.ToLower(n.Name)); ok {
+				scoped[short] = n.ID
+			}
 		}
 	}
 	var out []netip.Addr
 	found := false
 	for _, ep := range m.st.Endpoints {
-		if !nets[ep.NetworkID] || !matches(ep, name) {
+		if !nets[ep.NetworkID] {
+			continue
+		}
+		// name, or name.network for that network only
+		hit := matches(ep, name)
+		for short, nid := range scoped {
+			hit = hit || (nid == ep.NetworkID && matches(ep, short))
+		}
+		if !hit {
 			continue
 		}
 		found = true

@@ -49,7 +49,7 @@ func TestUserNetworkReachByIPAndName(t *testing.T) {
 		t.Fatalf("endpoint %+v", wr[0].Endpoint)
 	}
 	cli.must("ping", "-c1", "-W2", ipOf(wr[0]))
-	for _, name := range []string{"web", "www", web.id[:12]} {
+	for _, name := range []string{"web", "www", web.id[:12], "web." + n.Name} {
 		out := cli.must("wget", "-q", "-O-", "http://"+name+"/")
 		if !strings.Contains(out, "hello from web") {
 			t.Fatalf("wget %s: %q", name, out)
