@@ -346,3 +346,23 @@ func TestReleaseWhileNamespaceHeld(t *testing.T) {
 		t.Fatalf("host end of a released endpoint is up:\n%s", out)
 	}
 }
+
+// TestRestartSameContainer: a container restarted at once gets the same
+// veth name while the kernel may still be destroying the old pair.
+func TestRestartSameContainer(t *testing.T) {
+	testutil.RequireRoot(t)
+	m, _ := newManager(t)
+	ctx := context.Background()
+	id := "again00000000000"
+	for i := range 20 {
+		if _, err := m.NewNetns(ctx, id); err != nil {
+			t.Fatalf("start %d: %v", i, err)
+		}
+		if _, err := m.Attach(ctx, network.AttachOptions{ContainerID: id}); err != nil {
+			t.Fatalf("start %d: %v", i, err)
+		}
+		if err := m.Release(ctx, id); err != nil {
+			t.Fatalf("stop %d: %v", i, err)
+		}
+	}
+}
