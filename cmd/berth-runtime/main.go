@@ -31,7 +31,7 @@ func init() {
 	}
 }
 
-var logToFile bool
+var logToFile, logJSON bool
 
 // globals are the flags before the verb.
 type globals struct {
@@ -163,6 +163,7 @@ func newLogger(g *globals) (*slog.Logger, func(), error) {
 	}}
 	switch g.logFormat {
 	case "json":
+		logJSON = true
 		return slog.New(slog.NewJSONHandler(w, opts)), closeFn, nil
 	case "text", "":
 		return slog.New(slog.NewTextHandler(w, opts)), closeFn, nil
@@ -171,11 +172,13 @@ func newLogger(g *globals) (*slog.Logger, func(), error) {
 	return nil, nil, fmt.Errorf("--log-format %q: want text or json", g.logFormat)
 }
 
-// logError reports err where runc does: the log, and stderr when the log
-// is a file (so a human sees it too).
+// logError reports err where runc does: the --log file (containerd and
+// podman read the error from it), and stderr as plain text for a human.
 func logError(l *slog.Logger, err error) {
-	l.Error(err.Error())
-	if logToFile {
+	if logToFile || logJSON {
+		l.Error(err.Error())
+	}
+	if logToFile || !logJSON {
 		fmt.Fprintln(os.Stderr, "berth-runtime:", err)
 	}
 }
