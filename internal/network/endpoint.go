@@ -131,6 +131,12 @@ func (m *Manager) attachLocked(ctx context.Context, opts AttachOptions) (AttachR
 	if opts.MAC != nil && (len(opts.MAC) != 6 || opts.MAC[0]&1 != 0) {
 		return AttachResult{}, fmt.Errorf("mac address %s: not a unicast Ethernet address: %w", opts.MAC, errdefs.ErrInvalidArgument)
 	}
+	if (opts.IPv4.IsValid() || opts.IPv6.IsValid()) && !n.UserSubnet {
+		if n.Default {
+			return AttachResult{}, fmt.Errorf("user specified IP address is supported on user defined networks only: %w", errdefs.ErrInvalidArgument)
+		}
+		return AttachResult{}, fmt.Errorf("user specified IP address is supported only when connecting to networks with user configured subnets: %w", errdefs.ErrInvalidArgument)
+	}
 	if n.Default && len(opts.Aliases) > 0 {
 		return AttachResult{}, fmt.Errorf("network-scoped aliases are only supported for user-defined networks: %w", errdefs.ErrInvalidArgument)
 	}

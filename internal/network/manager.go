@@ -75,6 +75,10 @@ type Network struct {
 	Options  map[string]string `json:",omitempty"`
 	Created  time.Time
 	Default  bool // the default network: no embedded DNS, as docker's bridge
+	// UserSubnet: the subnet was given at create; only then may a
+	// container ask for a fixed address (as docker), since a picked
+	// subnet may differ on the next host or after a re-create.
+	UserSubnet bool `json:",omitempty"`
 }
 
 // Subnet is one address family of a network.

@@ -74,7 +74,8 @@ func (m *Manager) createLocked(ctx context.Context, opts CreateOptions) (*Networ
 		return fail(fmt.Errorf("network with name %s already exists: %w", opts.Name, errdefs.ErrConflict))
 	}
 	n := &Network{ID: newID(), Name: opts.Name, Driver: "bridge", Internal: opts.Internal, IPv6: opts.IPv6,
-		Labels: opts.Labels, Options: opts.Options, Created: time.Now().UTC(), Default: opts.def}
+		Labels: opts.Labels, Options: opts.Options, Created: time.Now().UTC(), Default: opts.def,
+		UserSubnet: opts.Subnet.IsValid() && !opts.def}
 	n.Bridge = opts.Bridge
 	if v := opts.Options[OptBridgeName]; v != "" {
 		n.Bridge = v

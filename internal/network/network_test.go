@@ -187,6 +187,8 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Release(context.Background(), id) })
+	fixed := userNetwork(t, m, network.CreateOptions{Subnet: netip.MustParsePrefix("10.218.0.0/24")})
+	picked := userNetwork(t, m, network.CreateOptions{})
 	attach := []struct {
 		name string
 		opts network.AttachOptions
@@ -194,8 +196,10 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"unknown network", network.AttachOptions{Network: "nope"}, errdefs.ErrNotFound},
 		{"bad add-host", network.AttachOptions{ExtraHosts: []string{"db"}}, errdefs.ErrInvalidArgument},
-		{"ip outside subnet", network.AttachOptions{IPv4: netip.MustParseAddr("10.254.254.254")}, errdefs.ErrInvalidArgument},
-		{"ip of gateway", network.AttachOptions{IPv4: cfg.DefaultSubnet.Addr().Next()}, errdefs.ErrConflict},
+		{"ip on default network", network.AttachOptions{IPv4: cfg.DefaultSubnet.Addr().Next().Next()}, errdefs.ErrInvalidArgument},
+		{"ip outside subnet", network.AttachOptions{Network: fixed.Name, IPv4: netip.MustParseAddr("10.254.254.254")}, errdefs.ErrInvalidArgument},
+		{"ip of gateway", network.AttachOptions{Network: fixed.Name, IPv4: netip.MustParseAddr("10.218.0.1")}, errdefs.ErrConflict},
+		{"ip on a picked subnet", network.AttachOptions{Network: picked.Name, IPv4: netip.MustParseAddr("10.218.0.9")}, errdefs.ErrInvalidArgument},
 		{"alias on default", network.AttachOptions{Aliases: []string{"x"}}, errdefs.ErrInvalidArgument},
 		{"multicast mac", network.AttachOptions{MAC: net.HardwareAddr{1, 2, 3, 4, 5, 6}}, errdefs.ErrInvalidArgument},
 	}
