@@ -21,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/internal/cleanup"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/log"
+	"github.com/berth-dev/berth/internal/runtime/console"
 	"github.com/berth-dev/berth/internal/runtime/nsenter"
 )
 
@@ -310,7 +311,7 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 			}
 			master := os.NewFile(uintptr(fds[0]), "pty-master")
 			defer master.Close()
-			return sendConsole(opts.ConsoleSocket, master)
+			return console.SendMaster(opts.ConsoleSocket, master)
 		}
 		return fmt.Errorf("unexpected %q message", m.Type)
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/berth-dev/berth/internal/cleanup"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/log"
+	"github.com/berth-dev/berth/internal/runtime/console"
 	"github.com/berth-dev/berth/internal/runtime/nsenter"
 )
 
@@ -133,7 +134,7 @@ func (c *Container) Exec(ctx context.Context, opts ExecOptions) (*Process, error
 		if m.Type == msgPty && len(fds) == 1 {
 			master := os.NewFile(uintptr(fds[0]), "pty-master")
 			defer master.Close()
-			return sendConsole(opts.ConsoleSocket, master)
+			return console.SendMaster(opts.ConsoleSocket, master)
 		}
 		return fmt.Errorf("unexpected %q message", m.Type)
 	})

@@ -29,7 +29,9 @@ func IsInit() bool {
 }
 
 // Init is the container's init: it reads its config from the parent, sets
-// up the container and execs the process. It never returns.
+// up the container and execs the process. It never returns. Call it from an
+// init function, which runs on the main thread: the time namespace offsets
+// are written through /proc/self, which names the main thread.
 //
 // Everything runs on one locked OS thread: capabilities, setuid and the
 // per-thread namespace joins belong to a thread, and execve keeps only the
@@ -286,7 +288,7 @@ func newTimeNS(offs map[string]specs.LinuxTimeOffset) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	if err := os.WriteFile("/proc/thread-self/timens_offsets", []byte(b.String()), 0); err != nil {
+	if err := os.WriteFile("/proc/self/timens_offsets", []byte(b.String()), 0); err != nil {
 		return fmt.Errorf("write time offsets: %w", err)
 	}
 	return nil

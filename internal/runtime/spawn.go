@@ -159,19 +159,3 @@ func (p *initProc) kill() {
 	p.sock.Close()
 }
 
-// sendConsole hands the pty master to the process listening on socketPath,
-// as runc's --console-socket does: one SCM_RIGHTS message.
-func sendConsole(socketPath string, master *os.File) error {
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: socketPath}); err != nil {
-		return fmt.Errorf("connect console socket %s: %w", socketPath, err)
-	}
-	if err := unix.Sendmsg(fd, []byte("/dev/ptmx"), unix.UnixRights(int(master.Fd())), nil, 0); err != nil {
-		return fmt.Errorf("send pty to console socket %s: %w", socketPath, err)
-	}
-	return nil
-}

@@ -1,0 +1,76 @@
+package runtime
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/internal/testutil"
+)
+
+func TestTimeNamespaceOffsets(t *testing.T) {
+	testutil.RequireRoot(t)
+	rt := newRuntime(t)
+	b := newBundle(t, chain(shell("cut -d. -f1 /proc/uptime; cat /proc/self/timens_offsets"), func(s *specs.Spec) {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+		s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 86400 * 365}, "monotonic": {Secs: 7}}
+	}))
+	out, code := runContainer(t, rt, "timens", b)
+	lines := strings.Split(out, "\n")
+	if code != 0 || len(lines) < 3 {
+		t.Fatalf("exit %d, output %q", code, out)
+	}
+	up, _ := strconv.Atoi(lines[0])
+	if up < 86400*365 {
+		t.Fatalf("uptime in the container %d, want at least a year", up)
+	}
+	if !strings.Contains(out, "monotonic           7") && !strings.Contains(out, "monotonic 7") {
+		t.Logf("offsets: %q", out)
+	}
+}
+
+func TestMemoryLimitOOMKills(t *testing.T) {
+	testutil.RequireRoot(t)
+	rt := newRuntime(t)
+	limit := int64(16 << 20)
+	swap := limit
+	// A 64 MiB string in the shell's memory cannot fit in 16 MiB.
+	b := newBundle(t, chain(shell(`x=$(head -c 67108864 /dev/zero | tr '\0' a); echo survived ${#x}`), func(s *specs.Spec) {
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit, Swap: &swap}
+	}))
+	out, code := runContainer(t, rt, "oom", b)
+	if code == 0 || strings.Contains(out, "survived") {
+		t.Fatalf("exit %d, output %q: the memory limit did not hold", code, out)
+	}
+}
+
+func TestPauseFreezesProcesses(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	rt := newRuntime(t)
+	c := startSleeper(t, rt, "pause", nil)
+	if err := c.Pause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pids, err := c.Processes(ctx)
+	if err != nil || len(pids) == 0 {
+		t.Fatalf("processes: %v %v", pids, err)
+	}
+	for _, pid := range pids {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/wchan")
+		if !strings.Contains(string(b), "refrigerator") && !strings.Contains(string(b), "freezer") && !strings.Contains(string(b), "do_freezer_trap") {
+			t.Errorf("pid %d waits in %q, not the freezer", pid, b)
+		}
+	}
+	// A frozen container still refuses a plain delete and resumes.
+	if err := c.Delete(ctx, false); err == nil {
+		t.Fatal("delete of a paused container succeeded")
+	}
+	if err := c.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
