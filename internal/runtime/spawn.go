@@ -158,4 +158,3 @@ func (p *initProc) kill() {
 	}
 	p.sock.Close()
 }
-
