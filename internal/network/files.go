@@ -165,7 +165,10 @@ func (m *Manager) startDNS(ctx context.Context, sb *Sandbox) error {
 		upstream = dns.Upstream(host)
 	}
 	id := sb.ContainerID
-	s, err := dns.Start(ctx, sb.Netns, func(name string) ([]netip.Addr, bool) { return m.lookup(id, name) }, upstream)
+	s, err := dns.Start(ctx, sb.Netns, dns.Names{
+		Lookup:  func(name string) ([]netip.Addr, bool) { return m.lookup(id, name) },
+		Reverse: func(a netip.Addr) (string, bool) { return m.reverse(id, a) },
+	}, upstream)
 	if err != nil {
 		return err
 	}
@@ -221,4 +224,23 @@ func matches(ep *Endpoint, name string) bool {
 		return true
 	}
 	return slices.ContainsFunc(ep.Aliases, func(a string) bool { return strings.EqualFold(a, name) })
+}
+
+// reverse names an address for container id: name.network of the
+// container holding it on a user-defined network id is on, as docker's.
+func (m *Manager) reverse(id string, a netip.Addr) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	nets := map[string]bool{}
+	for _, ep := range m.endpointsOf(id) {
+		if n := m.find(ep.NetworkID); n != nil && !n.Default {
+			nets[ep.NetworkID] = true
+		}
+	}
+	for _, ep := range m.st.Endpoints {
+		if nets[ep.NetworkID] && ep.Name != "" && (ep.IPv4.Addr() == a || ep.IPv6.Addr() == a) {
+			return ep.Name + "." + ep.NetworkName, true
+		}
+	}
+	return "", false
 }

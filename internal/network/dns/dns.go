@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,14 +26,20 @@ import (
 // Address is where containers reach the server, as docker's.
 var Address = netip.MustParseAddr("127.0.0.11")
 
-// Lookup returns the addresses of name (no trailing dot, any case) as the
-// asking container sees it; ok is false for names it does not know, which
-// are forwarded upstream.
-type Lookup func(name string) (addrs []netip.Addr, ok bool)
+// Names is what the server knows, as the asking container sees it.
+// Questions about anything else are forwarded upstream.
+type Names struct {
+	// Lookup returns the addresses of name (lower case, no trailing dot);
+	// ok is false for names it does not know.
+	Lookup func(name string) (addrs []netip.Addr, ok bool)
+	// Reverse returns the name of an address, for PTR questions; nil, or
+	// ok false, forwards them.
+	Reverse func(a netip.Addr) (name string, ok bool)
+}
 
 // Server answers for one container. Close stops it and closes its sockets.
 type Server struct {
-	lookup   Lookup
+	names    Names
 	upstream []netip.AddrPort
 	udp      *net.UDPConn
 	tcp      *net.TCPListener
@@ -44,8 +51,8 @@ type Server struct {
 const table = "berth_dns"
 
 // Start listens inside the namespace at netnsPath and serves until Close.
-func Start(ctx context.Context, netnsPath string, lookup Lookup, upstream []netip.AddrPort) (*Server, error) {
-	s := &Server{lookup: lookup, upstream: upstream, ctx: context.WithoutCancel(ctx)}
+func Start(ctx context.Context, netnsPath string, names Names, upstream []netip.AddrPort) (*Server, error) {
+	s := &Server{names: names, upstream: upstream, ctx: context.WithoutCancel(ctx)}
 	err := netns.Do(netnsPath, func() error {
 		u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: Address.AsSlice()})
 		if err != nil {
@@ -194,7 +201,19 @@ func (s *Server) answer(q []byte, transport string) []byte {
 	}
 	question := qs[0]
 	name := strings.TrimSuffix(question.Name.String(), ".")
-	if addrs, ok := s.lookup(strings.ToLower(name)); ok && question.Class == dnsmessage.ClassINET {
+	if question.Type == dnsmessage.TypePTR && s.names.Reverse != nil {
+		if a, ok := arpaAddr(strings.ToLower(name)); ok {
+			if host, ok := s.names.Reverse(a); ok {
+				n, err := dnsmessage.NewName(host + ".")
+				if err == nil {
+					return reply(h, qs, dnsmessage.RCodeSuccess, []dnsmessage.Resource{{
+						Header: dnsmessage.ResourceHeader{Name: question.Name, Type: dnsmessage.TypePTR, Class: dnsmessage.ClassINET, TTL: 600},
+						Body:   &dnsmessage.PTRResource{PTR: n}}})
+				}
+			}
+		}
+	}
+	if addrs, ok := s.names.Lookup(strings.ToLower(name)); ok && question.Class == dnsmessage.ClassINET {
 		var rs []dnsmessage.Resource
 		for _, a := range addrs {
 			hdr := dnsmessage.ResourceHeader{Name: question.Name, Class: dnsmessage.ClassINET, TTL: 600}
@@ -280,4 +299,34 @@ func Upstream(resolvConf []byte) []netip.AddrPort {
 		}
 	}
 	return out
+}
+
+// arpaAddr reads the address of a reverse name: 4.3.2.1.in-addr.arpa, or
+// 32 nibbles in reverse before ip6.arpa.
+func arpaAddr(name string) (netip.Addr, bool) {
+	if rest, ok := strings.CutSuffix(name, ".in-addr.arpa"); ok {
+		parts := strings.Split(rest, ".")
+		if len(parts) != 4 {
+			return netip.Addr{}, false
+		}
+		a, err := netip.ParseAddr(parts[3] + "." + parts[2] + "." + parts[1] + "." + parts[0])
+		return a, err == nil
+	}
+	if rest, ok := strings.CutSuffix(name, ".ip6.arpa"); ok {
+		nib := strings.Split(rest, ".")
+		if len(nib) != 32 {
+			return netip.Addr{}, false
+		}
+		var b [16]byte
+		for i, x := range nib {
+			v, err := strconv.ParseUint(x, 16, 4)
+			if err != nil || len(x) != 1 {
+				return netip.Addr{}, false
+			}
+			pos := 31 - i // nibble index from the front of the address
+			b[pos/2] |= byte(v) << (4 * (1 - pos%2))
+		}
+		return netip.AddrFrom16(b), true
+	}
+	return netip.Addr{}, false
 }

@@ -61,7 +61,13 @@ func TestServerAnswersAndForwards(t *testing.T) {
 		}
 		return nil, false
 	}
-	s, err := dns.Start(t.Context(), path, lookup, []netip.AddrPort{fakeUpstream(t)})
+	reverse := func(a netip.Addr) (string, bool) {
+		if a == netip.MustParseAddr("10.1.2.3") || a == netip.MustParseAddr("fd00::3") {
+			return "web.net", true
+		}
+		return "", false
+	}
+	s, err := dns.Start(t.Context(), path, dns.Names{Lookup: lookup, Reverse: reverse}, []netip.AddrPort{fakeUpstream(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +86,8 @@ func TestServerAnswersAndForwards(t *testing.T) {
 		{[]string{"web", "127.0.0.11"}, "10.1.2.3"},
 		{[]string{"-type=AAAA", "web", "127.0.0.11"}, "fd00::3"},
 		{[]string{"elsewhere.example", "127.0.0.11"}, "192.0.2.99"},
+		{[]string{"10.1.2.3", "127.0.0.11"}, "web.net"},
+		{[]string{"fd00::3", "127.0.0.11"}, "web.net"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
