@@ -108,7 +108,6 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOptions) (_ 
 	if err != nil {
 		return nil, err
 	}
-	tr("create")
 	spec, err := LoadSpec(bundle)
 	if err != nil {
 		return nil, err
@@ -144,11 +143,9 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOptions) (_ 
 		ID: id, Bundle: bundle, Rootfs: rootfs, Status: StatusCreating, Created: time.Now().UTC(),
 		Annotations: spec.Annotations, Spec: spec,
 	}}
-	tr("loaded spec")
 	if err := c.rec.save(dir); err != nil {
 		return nil, err
 	}
-	tr("saved")
 	ctx = log.With(ctx, log.KeyContainer, id)
 	if err := c.startInit(ctx, opts, &undo); err != nil {
 		return nil, fmt.Errorf("create container %s: %w", id, err)
@@ -178,7 +175,6 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 	}
 	defer fifo.Close()
 
-	tr("fifo")
 	res := withDefaultDevices(spec.Linux.Resources)
 	mgr, err := cgroups.New(cgroups.Config{Path: spec.Linux.CgroupsPath, Name: c.rec.ID, Resources: res})
 	if err != nil {
@@ -271,12 +267,10 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 			moveSelf = append(moveSelf, dir)
 		}
 	}
-	tr("cgroups ready")
 	p, err := c.spawn(ctx, so)
 	if err != nil {
 		return err
 	}
-	tr("spawned")
 	undo.Push(func() { p.kill() })
 	if !selfMove {
 		if err := mgr.Apply(p.pid); err != nil {
@@ -318,7 +312,6 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 	if err != nil {
 		return err
 	}
-	tr("ready")
 	c.proc = &Process{pid: p.pid}
 	if p.pid == p.cmd.Process.Pid {
 		c.proc.cmd = p.cmd
@@ -482,16 +475,13 @@ func (c *Container) Start(ctx context.Context) error {
 	if st := c.Status(); st != StatusCreated {
 		return wrongState(c, "start", st)
 	}
-	tr("start")
 	if err := c.releaseInit(); err != nil {
 		return fmt.Errorf("start container %s: %w", c.rec.ID, err)
 	}
 	c.rec.Status = StatusRunning
-	tr("released")
 	if err := c.rec.save(c.dir); err != nil {
 		return err
 	}
-	tr("started")
 	if h := c.rec.Spec.Hooks; h != nil && len(h.Poststart) > 0 {
 		st := c.ociState(specs.StateRunning)
 		if err := runHooks("poststart", h.Poststart, &st); err != nil {
@@ -604,7 +594,6 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 	if c.proc != nil {
 		_, _ = c.proc.Wait(ctx) // reap our child
 	}
-	tr("delete")
 	if len(c.rec.Cgroups) > 0 {
 		mgr, err := c.cgroups()
 		if err == nil {
@@ -614,11 +603,9 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 			return fmt.Errorf("delete container %s: %w", c.rec.ID, err)
 		}
 	}
-	tr("cgroups destroyed")
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("delete container %s: %w", c.rec.ID, err)
 	}
-	tr("deleted")
 	if h := c.rec.Spec.Hooks; h != nil && len(h.Poststop) > 0 {
 		s := c.ociState(specs.StateStopped)
 		if err := runHooks("poststop", h.Poststop, &s); err != nil {

@@ -63,17 +63,6 @@ func initMain(sock *os.File) error {
 		return fmt.Errorf("init: expected config, got %q", m.Type)
 	}
 	cfg := m.Config
-	tr("init got config")
-	if traceOn {
-		b, _ := os.ReadFile("/proc/thread-self/status")
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "Cap") || strings.HasPrefix(l, "Uid") {
-				tr(l)
-			}
-		}
-		b, _ = os.ReadFile("/proc/self/uid_map")
-		tr(string(b))
-	}
 	if cfg.Exec {
 		return execInit(sock, cfg)
 	}
@@ -102,7 +91,6 @@ func containerInit(sock *os.File, cfg *initConfig) error {
 	if err := r.prepare(); err != nil {
 		return err
 	}
-	tr("init prepared rootfs")
 	if cfg.Hooks {
 		if err := send(sock, message{Type: msgHooks}); err != nil {
 			return err
@@ -126,7 +114,6 @@ func containerInit(sock *os.File, cfg *initConfig) error {
 	if err := r.pivot(); err != nil {
 		return err
 	}
-	tr("init pivoted")
 	p := cfg.Process
 	if p.Terminal {
 		if err := setupTerminal(sock, p); err != nil {
@@ -172,7 +159,6 @@ func containerInit(sock *os.File, cfg *initConfig) error {
 	if err != nil {
 		return err
 	}
-	tr("init ready")
 	if err := send(sock, message{Type: msgReady}); err != nil {
 		return err
 	}
@@ -196,7 +182,6 @@ func containerInit(sock *os.File, cfg *initConfig) error {
 			return err
 		}
 	}
-	tr("init exec")
 	return ps.exec(sock, cfg.FirstFD)
 }
 

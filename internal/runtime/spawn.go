@@ -67,7 +67,7 @@ func (c *Container) spawn(ctx context.Context, o spawnOptions) (*initProc, error
 	cmd := &exec.Cmd{
 		Path:        fdPath(exeFD),
 		Args:        []string{"berth-runtime", InitArg},
-		Env:         append([]string{envSyncFD + "=" + strconv.Itoa(syncFD)}, append(traceEnv(), os.Getenv("BERTH_INIT_ENV"))...),
+		Env:         []string{envSyncFD + "=" + strconv.Itoa(syncFD)},
 		ExtraFiles:  files,
 		SysProcAttr: o.attr,
 		Stdin:       o.io.Stdin,
