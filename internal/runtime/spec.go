@@ -125,6 +125,14 @@ func validateSpec(s *specs.Spec) error {
 		if m.Destination == "" {
 			return invalid("mounts: a mount has no destination")
 		}
+		for _, o := range m.Options {
+			if recursiveMountOptions[o] || o == "idmap" || o == "ridmap" {
+				return fmt.Errorf("mounts: %s: option %q: %w", m.Destination, o, errdefs.ErrNotImplemented)
+			}
+		}
+		if len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
+			return fmt.Errorf("mounts: %s: idmapped mounts: %w", m.Destination, errdefs.ErrNotImplemented)
+		}
 	}
 	if s.Linux.RootfsPropagation != "" {
 		if _, ok := propagationFlags[s.Linux.RootfsPropagation]; !ok {
@@ -230,4 +238,13 @@ func hasNS(s *specs.Spec, t specs.LinuxNamespaceType) (specs.LinuxNamespace, boo
 		}
 	}
 	return specs.LinuxNamespace{}, false
+}
+
+// recursiveMountOptions are the mount_setattr(AT_RECURSIVE) options of
+// config.md; they are not implemented and must not be silently ignored.
+var recursiveMountOptions = map[string]bool{
+	"rro": true, "rrw": true, "rnosuid": true, "rsuid": true, "rnodev": true, "rdev": true,
+	"rnoexec": true, "rexec": true, "rnodiratime": true, "rdiratime": true, "rrelatime": true,
+	"rnorelatime": true, "rnoatime": true, "ratime": true, "rstrictatime": true,
+	"rnostrictatime": true, "rnosymfollow": true, "rsymfollow": true,
 }
