@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,9 +33,10 @@ type fakeBackend struct {
 	pullErr  error                   // returned by Pull after progress
 	bus      *events.Bus
 
-	logs    []LogMessage
-	tty     bool
-	waitRes chan container.WaitResponse
+	logs     []LogMessage
+	tty      bool
+	waitRes  chan container.WaitResponse // when nil, waits end with waitCode
+	waitCode int64
 	// attachIn receives what the client wrote to stdin during attach.
 	attachIn chan string
 	// attachHold makes attach read stdin until it ends, then close
@@ -202,6 +205,12 @@ func (f *fakeBackend) ContainerWait(ctx context.Context, id string, cond contain
 	if err := f.record("ContainerWait " + id + " " + string(cond)); err != nil {
 		return nil, err
 	}
+	if f.waitRes == nil {
+		// Every wait ends at once with the exit code waitCode.
+		ch := make(chan container.WaitResponse, 1)
+		ch <- container.WaitResponse{StatusCode: f.waitCode}
+		return ch, nil
+	}
 	return f.waitRes, nil
 }
 func (f *fakeBackend) ContainerRemove(ctx context.Context, id string, opts RemoveOptions) error {
@@ -220,7 +229,8 @@ func (f *fakeBackend) ContainerInspect(ctx context.Context, id string, size bool
 	if err := f.record("ContainerInspect " + id); err != nil {
 		return container.InspectResponse{}, err
 	}
-	return container.InspectResponse{ID: id, Name: "/web"}, nil
+	return container.InspectResponse{ID: id, Name: "/web", Config: &container.Config{Tty: f.tty, Image: "busybox", OpenStdin: true},
+		State: &container.State{Status: container.StateRunning, Running: true}}, nil
 }
 func (f *fakeBackend) ContainerList(ctx context.Context, opts ListOptions) ([]container.Summary, error) {
 	return nil, f.record(fmt.Sprintf("ContainerList all=%v limit=%d filters=%v", opts.All, opts.Limit, opts.Filters))
@@ -251,7 +261,10 @@ func (f *fakeBackend) ContainerAttach(ctx context.Context, id string, opts Attac
 	}
 	// Echo one line of stdin back on stdout, and say hello on stderr.
 	buf := make([]byte, 64)
-	n, _ := st.Stdin.Read(buf)
+	n := copy(buf, "no stdin\n")
+	if st.Stdin != nil {
+		n, _ = st.Stdin.Read(buf)
+	}
 	if f.attachIn != nil {
 		f.attachIn <- string(buf[:n])
 	}
@@ -284,7 +297,11 @@ func (f *fakeBackend) ContainerExport(ctx context.Context, id string, out io.Wri
 	return err
 }
 func (f *fakeBackend) ContainerStatPath(ctx context.Context, id, path string) (container.PathStat, error) {
-	return container.PathStat{Name: "f", Size: 3}, f.record("ContainerStatPath " + id + " " + path)
+	st := container.PathStat{Name: "f", Size: 3, Mode: 0o644}
+	if strings.HasSuffix(path, "dir") {
+		st = container.PathStat{Name: "dir", Mode: os.ModeDir | 0o755}
+	}
+	return st, f.record("ContainerStatPath " + id + " " + path)
 }
 func (f *fakeBackend) ContainerArchive(ctx context.Context, id, path string) (io.ReadCloser, container.PathStat, error) {
 	if err := f.record("ContainerArchive " + id + " " + path); err != nil {
@@ -329,3 +346,5 @@ func (f *fakeBackend) ExecInspect(ctx context.Context, id string) (container.Exe
 func (f *fakeBackend) ExecResize(ctx context.Context, id string, h, w uint) error {
 	return f.record(fmt.Sprintf("ExecResize %s %dx%d", id, h, w))
 }
+
+var errNoSuch = fmt.Errorf("No such container: nope: %w", errdefs.ErrNotFound)
