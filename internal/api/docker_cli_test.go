@@ -98,7 +98,7 @@ func TestDockerCLIFraming(t *testing.T) {
 	if code != 0 || strings.TrimSpace(out) != "web" {
 		t.Errorf("docker kill: %d %q %q", code, out, errs)
 	}
-	f.err = errNoSuch
+	f.setErr(errNoSuch)
 	_, errs, code = run("", "stop", "nope")
 	if code != 1 || !strings.Contains(errs, "No such container: nope") {
 		t.Errorf("docker stop of a missing container: %d %q", code, errs)

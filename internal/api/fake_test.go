@@ -56,6 +56,13 @@ func (f *fakeBackend) record(call string) error {
 	return f.err
 }
 
+// setErr makes every later call fail with err (safe while serving).
+func (f *fakeBackend) setErr(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
+}
+
 func (f *fakeBackend) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
