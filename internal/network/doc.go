@@ -28,5 +28,27 @@
 // (default "berth"; see package firewall for how it lives beside other
 // tables). Bridges get net.ipv4.conf.<bridge>.route_localnet=1 so that
 // 127.0.0.1:hostPort can be DNATed into a container by the kernel, without
-// a userland proxy.
+// a userland proxy (and the firewall drops anything else a bridge sends
+// to 127.0.0.0/8: CVE-2020-8558).
+//
+// # Keeping it off a container's start path
+//
+// A container start waits for NewNetns and Attach; the aim is under 3 ms.
+//   - NewNetns takes a namespace from a pool (netns.Pool: four made in
+//     advance, loopback up, held by file descriptors and refilled 20 ms
+//     after a take, out of the way of the start that took one), so it
+//     costs one bind mount. The engine can call it while the rootfs is
+//     being prepared.
+//   - Attach makes the veth pair with its peer created directly inside
+//     the namespace as eth0 and its MAC set (one netlink request), then
+//     addresses, link and route over a netlink socket opened inside the
+//     namespace (no thread has to setns), and writes the runtime record
+//     and the /etc files on ExecRoot's tmpfs. nftables is touched only when
+//     ports are published.
+//   - Release does not delete veths itself when the namespace is its own:
+//     deleting a veth waits for RCU grace periods (~25 ms); unmounting the
+//     namespace lets the kernel destroy the pair in the background.
+//
+// Measured with BenchmarkAttachPool on a loaded two-core VM: a median of
+// about 1.7-1.9 ms for NewNetns + Attach (BenchmarkAttachNoPool: 2-2.6 ms).
 package network
