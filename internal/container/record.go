@@ -52,6 +52,7 @@ type Record struct {
 type Container struct {
 	mu      sync.Mutex
 	rec     Record
+	created int64 // rec.Created, immutable: read without the lock
 	store   *Store
 	changed chan struct{} // closed and replaced at every state change
 	exits   uint64        // how many times the container exited
@@ -59,7 +60,7 @@ type Container struct {
 }
 
 func newContainer(s *Store, r Record) *Container {
-	return &Container{rec: r, store: s, changed: make(chan struct{})}
+	return &Container{rec: r, store: s, changed: make(chan struct{}), created: r.Created.UnixNano()}
 }
 
 // ID is the container's ID (immutable).

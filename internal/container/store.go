@@ -163,7 +163,8 @@ func (s *Store) Get(ref string) (*Container, error) {
 	return found, nil
 }
 
-// List is every container, newest first.
+// List is every container, newest first. It takes no container's lock,
+// so a caller may hold one.
 func (s *Store) List() []*Container {
 	s.mu.RLock()
 	out := make([]*Container, 0, len(s.byID))
@@ -171,13 +172,10 @@ func (s *Store) List() []*Container {
 		out = append(out, c)
 	}
 	s.mu.RUnlock()
-	created := make(map[*Container]int64, len(out))
-	for _, c := range out {
-		created[c] = c.Snapshot().Created.UnixNano()
-	}
+	// No container lock is taken: List may be called while holding one.
 	sort.Slice(out, func(i, j int) bool {
-		if created[out[i]] != created[out[j]] {
-			return created[out[i]] > created[out[j]]
+		if out[i].created != out[j].created {
+			return out[i].created > out[j].created
 		}
 		return out[i].rec.ID < out[j].rec.ID
 	})

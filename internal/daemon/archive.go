@@ -489,7 +489,57 @@ func (e *Engine) ContainerChanges(ctx context.Context, ref string) ([]containert
 		}
 	}
 	slices.SortFunc(changes, func(a, b containertypes.FilesystemChange) int { return strings.Compare(a.Path, b.Path) })
-	return changes, nil
+	return hideMountpoints(changes, &r), nil
+}
+
+// hideMountpoints drops what the container's mounts made in the writable
+// layer: the empty files and directories the runtime creates as mount
+// targets (/etc/hosts, volumes), and a directory shown as changed only
+// because of them. docker keeps these in a separate init layer.
+func hideMountpoints(changes []containertypes.FilesystemChange, r *container.Record) []containertypes.FilesystemChange {
+	targets := map[string]bool{"/etc/hostname": true, "/etc/hosts": true, "/etc/resolv.conf": true, "/dev": true, "/proc": true, "/sys": true}
+	for _, m := range r.Mounts {
+		targets[m.Destination] = true
+	}
+	for d := range r.HostConfig.Tmpfs {
+		targets[d] = true
+	}
+	hidden := map[string]bool{}
+	var kept []containertypes.FilesystemChange
+	for _, c := range changes {
+		if c.Kind == containertypes.ChangeAdd && targets[c.Path] {
+			hidden[c.Path] = true
+			continue
+		}
+		kept = append(kept, c)
+	}
+	out := kept[:0]
+	for i, c := range kept {
+		if c.Kind == containertypes.ChangeModify && hasHiddenChild(hidden, c.Path) && !hasChild(kept[i+1:], c.Path) {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func hasHiddenChild(hidden map[string]bool, dir string) bool {
+	for p := range hidden {
+		if path.Dir(p) == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// hasChild says whether sorted (by path, after dir) holds a path below dir.
+func hasChild(sorted []containertypes.FilesystemChange, dir string) bool {
+	for _, c := range sorted {
+		if strings.HasPrefix(c.Path, dir+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // ContainerCommitOptions are docker commit's.

@@ -1,0 +1,344 @@
+package daemon
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	containertypes "github.com/moby/moby/api/types/container"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/testutil"
+)
+
+func TestContainerAutoRemove(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := ctrEngine(t)
+	ctx := context.Background()
+	id := create(t, e, "", containertypes.Config{Cmd: []string{"true"}, Volumes: map[string]struct{}{"/data": {}}}, &containertypes.HostConfig{AutoRemove: true})
+	removed, err := e.ContainerWait(ctx, id, containertypes.WaitConditionRemoved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ContainerStart(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-removed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("not removed")
+	}
+	if _, err := e.ContainerInspect(ctx, id, false); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("inspect after --rm: %v", err)
+	}
+	c, _ := e.ctrs()
+	if vols, _ := c.vols.List(); len(vols) != 0 {
+		t.Fatalf("anonymous volume kept: %v", vols)
+	}
+}
+
+func TestContainerRestartPolicy(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := ctrEngine(t)
+	ctx := context.Background()
+	id := create(t, e, "", containertypes.Config{Cmd: []string{"sh", "-c", "exit 2"}},
+		&containertypes.HostConfig{RestartPolicy: containertypes.RestartPolicy{Name: "on-failure", MaximumRetryCount: 2}})
+	if err := e.ContainerStart(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	// Back-off 100 ms then 200 ms: the third exit is final.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ins, err := e.ContainerInspect(ctx, id, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ins.State.Status == "exited" && ins.RestartCount == 2 {
+			if ins.State.ExitCode != 2 {
+				t.Fatalf("exit %d", ins.State.ExitCode)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state %s, restarts %d", ins.State.Status, ins.RestartCount)
+		}
+		waitExit(t, e, id, containertypes.WaitConditionNextExit)
+	}
+
+	// always: a stop is final; the policy does not fight it.
+	id2 := create(t, e, "", containertypes.Config{Cmd: []string{"sleep", "100"}},
+		&containertypes.HostConfig{RestartPolicy: containertypes.RestartPolicy{Name: "always"}})
+	if err := e.ContainerStart(ctx, id2); err != nil {
+		t.Fatal(err)
+	}
+	zero := 0
+	if err := e.ContainerStop(ctx, id2, ContainerStopOptions{Timeout: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if ins, _ := e.ContainerInspect(ctx, id2, false); ins.State.Status != "exited" || ins.RestartCount != 0 {
+		t.Fatalf("after stop: %s, %d restarts", ins.State.Status, ins.RestartCount)
+	}
+}
+
+func TestContainerLiveRestore(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := t.TempDir()
+	ctx := context.Background()
+	parent := "/berth-test-restore"
+	cfg := ContainerConfig{ExecRoot: filepath.Join(root, "run"), CgroupParent: parent}
+	open := func() *Engine {
+		e, err := New(ctx, Config{Root: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.InitContainers(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	e := open()
+	loadTestImage(t, e)
+	long := create(t, e, "long", containertypes.Config{Cmd: []string{"sleep", "100"}}, nil)
+	short := create(t, e, "short", containertypes.Config{Cmd: []string{"sh", "-c", "sleep 0.3; exit 4"}}, nil)
+	again := create(t, e, "again", containertypes.Config{Cmd: []string{"sh", "-c", "sleep 0.3; exit 1"}},
+		&containertypes.HostConfig{RestartPolicy: containertypes.RestartPolicy{Name: "on-failure", MaximumRetryCount: 1}})
+	for _, id := range []string{long, short, again} {
+		if err := e.ContainerStart(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ins, _ := e.ContainerInspect(ctx, long, false)
+	pid := ins.State.Pid
+	// The daemon goes; the containers do not.
+	e.ShutdownContainers()
+	e.Close()
+	time.Sleep(600 * time.Millisecond)
+	e = open()
+	t.Cleanup(func() {
+		for _, id := range []string{long, short, again} {
+			_ = e.ContainerRemove(ctx, id, ContainerRemoveOptions{Force: true})
+		}
+		e.ShutdownContainers()
+		e.Close()
+		removeCgroupParent(parent)
+	})
+	ins, err := e.ContainerInspect(ctx, long, false)
+	if err != nil || ins.State.Status != "running" || ins.State.Pid != pid {
+		t.Fatalf("long after restore: %v %+v (pid was %d)", err, ins.State, pid)
+	}
+	if ins, _ := e.ContainerInspect(ctx, short, false); ins.State.Status != "exited" || ins.State.ExitCode != 4 {
+		t.Fatalf("short after restore: %+v", ins.State)
+	}
+	// The restarted daemon applies the policy to what ended while it was
+	// away, then follows the new run.
+	if code := waitExit(t, e, again, containertypes.WaitConditionNextExit); code != 1 {
+		t.Fatalf("again exit %d", code)
+	}
+	if ins, _ := e.ContainerInspect(ctx, again, false); ins.RestartCount != 1 {
+		t.Fatalf("again restarts %d", ins.RestartCount)
+	}
+	// Wait and stop work on a restored container.
+	next, _ := e.ContainerWait(ctx, long, containertypes.WaitConditionNextExit)
+	zero := 0
+	if err := e.ContainerStop(ctx, long, ContainerStopOptions{Timeout: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if res := <-next; res.StatusCode != 137 {
+		t.Fatalf("long exit %d", res.StatusCode)
+	}
+}
+
+func TestContainerFiles(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := ctrEngine(t)
+	ctx := context.Background()
+	id := create(t, e, "files", containertypes.Config{Cmd: []string{"sh", "-c", "echo hi > /tmp/x; ln -s / /hostroot; rm /etc/motd; sleep 100"}}, nil)
+	if err := e.ContainerStart(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := e.ContainerStatPath(ctx, id, "/hostroot"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("container did not write its files")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st, err := e.ContainerStatPath(ctx, id, "/tmp/x")
+	if err != nil || st.Name != "x" || st.Size != 3 {
+		t.Fatalf("stat %+v %v", st, err)
+	}
+	if _, err := e.ContainerStatPath(ctx, id, "/nope"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("stat missing: %v", err)
+	}
+	// A symlink to / inside the container stays inside it: the host's
+	// files are out of reach through it, for reading and writing.
+	marker := filepath.Join(t.TempDir(), "host-only")
+	os.WriteFile(marker, []byte("host"), 0o644)
+	if _, err := e.ContainerStatPath(ctx, id, "/hostroot"+marker); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("host file seen through a symlink: %v", err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "in.txt", Mode: 0o644, Size: 2, Typeflag: tar.TypeReg})
+	tw.Write([]byte("ok"))
+	tw.Close()
+	dir := filepath.Dir(marker)
+	if err := e.ContainerExtract(ctx, id, "/hostroot"+dir, ContainerExtractOptions{}, bytes.NewReader(buf.Bytes())); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("extract through a symlink to a host path: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "in.txt")); err == nil {
+		t.Fatal("extract wrote on the host")
+	}
+	if err := e.ContainerExtract(ctx, id, "/hostroot/tmp", ContainerExtractOptions{}, bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	rc, st, err := e.ContainerArchive(ctx, id, "/tmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := tarNames(t, rc)
+	if !strings.Contains(names, "tmp/x") || !strings.Contains(names, "tmp/in.txt") || !st.Mode.IsDir() {
+		t.Fatalf("archive of /tmp: %s (%v)", names, st.Mode)
+	}
+
+	changes, err := e.ContainerChanges(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range changes {
+		got = append(got, c.Kind.String()+" "+c.Path)
+	}
+	want := "D /etc/motd,A /hostroot,C /tmp,A /tmp/in.txt,A /tmp/x"
+	if strings.Join(got, ",") != strings.Replace(want, "D /etc/motd,", "C /etc,D /etc/motd,", 1) && strings.Join(got, ",") != want {
+		t.Fatalf("changes %v", got)
+	}
+
+	var exp bytes.Buffer
+	if err := e.ContainerExport(ctx, id, &exp); err != nil {
+		t.Fatal(err)
+	}
+	names = tarNames(t, io.NopCloser(&exp))
+	if !strings.Contains(names, "bin/busybox") || !strings.Contains(names, "tmp/x") || strings.Contains(names, "etc/motd\n") {
+		t.Fatalf("export: %d bytes", exp.Len())
+	}
+
+	res, err := e.ContainerCommit(ctx, ContainerCommitOptions{Container: id, Reference: "committed:1", Pause: true, Changes: []string{`CMD ["cat", "/tmp/x"]`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := e.ImageInspect(ctx, "committed:1")
+	if err != nil || im.ID != res.ID.String() || len(im.RootFS.Layers) != 3 || strings.Join(im.Config.Cmd, " ") != "cat /tmp/x" {
+		t.Fatalf("committed image %+v %v", im, err)
+	}
+	// The committed image runs with the container's changes.
+	id2 := create(t, e, "", containertypes.Config{Image: "committed:1"}, nil)
+	if err := e.ContainerStart(ctx, id2); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, e, id2, containertypes.WaitConditionNotRunning); code != 0 {
+		t.Fatalf("committed image: exit %d", code)
+	}
+	// rmi refuses an image a container uses.
+	if _, err := e.ImageRemove(ctx, "committed:1", ImageRemoveOptions{}); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("rmi in use: %v", err)
+	}
+}
+
+func tarNames(t *testing.T, rc io.ReadCloser) string {
+	t.Helper()
+	defer rc.Close()
+	var names []string
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, strings.TrimSuffix(h.Name, "/"))
+	}
+	return strings.Join(names, "\n") + "\n"
+}
+
+func TestContainerListFilters(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := ctrEngine(t)
+	ctx := context.Background()
+	a := create(t, e, "alpha", containertypes.Config{Cmd: []string{"sleep", "100"}, Labels: map[string]string{"app": "web"}}, nil)
+	b := create(t, e, "beta", containertypes.Config{Cmd: []string{"sh", "-c", "exit 5"}}, nil)
+	c := create(t, e, "gamma", containertypes.Config{Cmd: []string{"true"}}, &containertypes.HostConfig{Binds: []string{"vol1:/v"}})
+	for _, id := range []string{a, b} {
+		if err := e.ContainerStart(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitExit(t, e, b, containertypes.WaitConditionNotRunning)
+	tests := []struct {
+		name string
+		opts ContainerListOptions
+		want string
+	}{
+		{"running", ContainerListOptions{}, "alpha"},
+		{"all", ContainerListOptions{All: true}, "gamma beta alpha"},
+		{"limit", ContainerListOptions{Limit: 1}, "gamma"},
+		{"label", ContainerListOptions{All: true, Filters: Filters{"label": {"app=web"}}}, "alpha"},
+		{"status", ContainerListOptions{Filters: Filters{"status": {"exited"}}}, "beta"},
+		{"exited", ContainerListOptions{Filters: Filters{"exited": {"5"}}}, "beta"},
+		{"name", ContainerListOptions{All: true, Filters: Filters{"name": {"^/b"}}}, "beta"},
+		{"id", ContainerListOptions{All: true, Filters: Filters{"id": {c[:8]}}}, "gamma"},
+		{"before", ContainerListOptions{Filters: Filters{"before": {"gamma"}}}, "beta alpha"},
+		{"since", ContainerListOptions{Filters: Filters{"since": {"alpha"}}}, "gamma beta"},
+		{"volume", ContainerListOptions{All: true, Filters: Filters{"volume": {"vol1"}}}, "gamma"},
+		{"ancestor", ContainerListOptions{All: true, Filters: Filters{"ancestor": {"busybox"}}}, "gamma beta alpha"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			list, err := e.ContainerList(ctx, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, s := range list {
+				names = append(names, strings.TrimPrefix(s.Names[0], "/"))
+			}
+			if got := strings.Join(names, " "); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if _, err := e.ContainerList(ctx, ContainerListOptions{Filters: Filters{"bogus": {"1"}}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("bogus filter: %v", err)
+	}
+	// Rename and update.
+	if err := e.ContainerRename(ctx, "alpha", "beta"); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("rename onto a taken name: %v", err)
+	}
+	if err := e.ContainerRename(ctx, "alpha", "delta"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ContainerUpdate(ctx, "delta", containertypes.UpdateConfig{Resources: containertypes.Resources{Memory: 64 << 20, MemorySwap: 128 << 20}}); err != nil {
+		t.Fatal(err)
+	}
+	ins, _ := e.ContainerInspect(ctx, a, true)
+	if ins.Name != "/delta" || ins.HostConfig.Memory != 64<<20 || ins.SizeRw == nil {
+		t.Fatalf("after rename/update: %s %d", ins.Name, ins.HostConfig.Memory)
+	}
+	rep, err := e.ContainersPrune(ctx, Filters{})
+	if err != nil || len(rep.ContainersDeleted) != 2 {
+		t.Fatalf("prune %+v %v", rep, err)
+	}
+}
