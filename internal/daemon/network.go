@@ -21,6 +21,7 @@ import (
 	containertypes "github.com/moby/moby/api/types/container"
 	evtypes "github.com/moby/moby/api/types/events"
 	networktypes "github.com/moby/moby/api/types/network"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -219,6 +220,43 @@ func (e *Engine) networkUp(ctx context.Context, r *container.Record, endpoints m
 	}
 	ok = true
 	return ContainerNetwork{NetnsPath: path, HostsPath: res.HostsPath, HostnamePath: res.HostnamePath, ResolvConfPath: res.ResolvConfPath}, nil
+}
+
+// prepareNetwork is networkUp fitted to a built spec: the spec's network
+// namespace joins ours and /etc/hosts, /etc/hostname and /etc/resolv.conf
+// are bind-mounted from our files. For none, host and container:<x> it
+// changes nothing. The returned undo (never nil) releases what was made;
+// call it when the start fails.
+func (e *Engine) prepareNetwork(ctx context.Context, r *container.Record, spec *specs.Spec, endpoints map[string]*networktypes.EndpointSettings) (func(), error) {
+	cn, err := e.networkUp(ctx, r, endpoints)
+	if err != nil || cn.NetnsPath == "" {
+		return func() {}, err
+	}
+	undo := func() { _ = e.networkDown(context.WithoutCancel(ctx), r.ID) }
+	if spec.Linux == nil {
+		spec.Linux = &specs.Linux{}
+	}
+	found := false
+	for i := range spec.Linux.Namespaces {
+		if spec.Linux.Namespaces[i].Type == specs.NetworkNamespace {
+			spec.Linux.Namespaces[i].Path, found = cn.NetnsPath, true
+		}
+	}
+	if !found {
+		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: cn.NetnsPath})
+	}
+	for dst, src := range map[string]string{"/etc/hosts": cn.HostsPath, "/etc/hostname": cn.HostnamePath, "/etc/resolv.conf": cn.ResolvConfPath} {
+		replaced := false
+		for i := range spec.Mounts {
+			if spec.Mounts[i].Destination == dst {
+				spec.Mounts[i].Source, replaced = src, true
+			}
+		}
+		if !replaced {
+			spec.Mounts = append(spec.Mounts, specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate"}})
+		}
+	}
+	return undo, nil
 }
 
 // networkDown removes a container's endpoints, namespace and files; for a

@@ -14,6 +14,7 @@ import (
 
 	containertypes "github.com/moby/moby/api/types/container"
 	networktypes "github.com/moby/moby/api/types/network"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -167,5 +168,42 @@ func TestNetworkUpDown(t *testing.T) {
 	r.HostConfig.NetworkMode = "none"
 	if cn, err := e.networkUp(ctx, r, nil); err != nil || cn.NetnsPath != "" {
 		t.Fatalf("none: %+v %v", cn, err)
+	}
+}
+
+func TestPrepareNetworkFitsTheSpec(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := netEngine(t)
+	ctx := context.Background()
+	r := &container.Record{ID: strings.Repeat("cd", 32), Name: "app", Config: &containertypes.Config{Hostname: "app"},
+		HostConfig: &containertypes.HostConfig{NetworkMode: "bridge"}}
+	spec := &specs.Spec{Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace}}},
+		Mounts: []specs.Mount{{Destination: "/etc/hosts", Type: "bind", Source: "/old/hosts", Options: []string{"rbind"}}}}
+	undo, err := e.prepareNetwork(ctx, r, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer undo()
+	if p := spec.Linux.Namespaces[1].Path; p == "" || !strings.HasSuffix(p, r.ID) {
+		t.Fatalf("netns path %q", p)
+	}
+	dsts := map[string]string{}
+	for _, m := range spec.Mounts {
+		dsts[m.Destination] = m.Source
+	}
+	if len(spec.Mounts) != 3 || dsts["/etc/hosts"] == "/old/hosts" || dsts["/etc/resolv.conf"] == "" || dsts["/etc/hostname"] == "" {
+		t.Fatalf("mounts %+v", spec.Mounts)
+	}
+	undo()
+	if _, _, ok := e.networkSettings(r.ID); ok {
+		t.Fatal("undo left endpoints")
+	}
+	// host mode: nothing changes
+	r.HostConfig.NetworkMode = "host"
+	spec2 := &specs.Spec{}
+	if undo2, err := e.prepareNetwork(ctx, r, spec2, nil); err != nil || spec2.Linux != nil {
+		t.Fatalf("host mode changed the spec: %+v %v", spec2, err)
+	} else {
+		undo2()
 	}
 }
