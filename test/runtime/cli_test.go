@@ -124,7 +124,7 @@ func (c *cli) ok(args ...string) string {
 	return out
 }
 
-func bundle(t *testing.T, args ...string) string {
+func bundle(t testing.TB, args ...string) string {
 	t.Helper()
 	img := testutil.Images(t)
 	b, err := os.ReadFile(filepath.Join(img.Bundle, "config.json"))
