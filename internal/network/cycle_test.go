@@ -121,6 +121,19 @@ func TestSecondNetworkAndDetach(t *testing.T) {
 	}
 }
 
+func TestMTUOption(t *testing.T) {
+	testutil.RequireRoot(t)
+	m, _ := newManager(t)
+	n := userNetwork(t, m, network.CreateOptions{Options: map[string]string{network.OptMTU: "1400"}})
+	b, _ := newBox(t, m, "small", network.AttachOptions{Network: n.Name})
+	if out, _ := exec.Command("ip", "-o", "link", "show", n.Bridge).CombinedOutput(); !strings.Contains(string(out), "mtu 1400") {
+		t.Fatalf("bridge: %s", out)
+	}
+	if out := b.must("ip", "-o", "link", "show", "eth0"); !strings.Contains(out, "mtu 1400") {
+		t.Fatalf("eth0: %s", out)
+	}
+}
+
 func TestIPv6PublishedPortHairpin(t *testing.T) {
 	testutil.RequireRoot(t)
 	m, _ := newManager(t)

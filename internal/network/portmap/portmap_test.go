@@ -106,3 +106,21 @@ func TestBindingString(t *testing.T) {
 		}
 	}
 }
+
+func TestReserveRangeSkipsBusyPorts(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	busy := uint16(l.Addr().(*net.TCPAddr).Port)
+	r, err := Reserve([]Binding{{HostIP: lo, HostPort: busy, HostPortEnd: busy + 20, ContainerPort: 80, Proto: "tcp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got := r.Bindings[0]; got.HostPort <= busy || got.HostPort > busy+20 || got.HostPortEnd != 0 {
+		t.Fatalf("range pick %+v (busy %d)", got, busy)
+	}
+}
