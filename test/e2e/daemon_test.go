@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -314,5 +316,62 @@ func TestDaemonFinishesInFlight(t *testing.T) {
 	d2 := StartDaemon(t, DaemonOptions{Root: d.Root})
 	if out := d2.DockerOK(t, "images", "--format", "{{.Repository}}:{{.Tag}}"); strings.TrimSpace(out) != "busybox:latest" {
 		t.Errorf("after restart: %q", out)
+	}
+}
+
+// TestDaemonConfigFile: a daemon.json alone (no flags) sets the root,
+// exec root, hosts, log level and storage driver.
+func TestDaemonConfigFile(t *testing.T) {
+	testutil.RequireRoot(t)
+	short, err := os.MkdirTemp("", "be2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(short)
+	dir := t.TempDir()
+	root, execRoot := filepath.Join(dir, "root"), filepath.Join(short, "run")
+	sock := filepath.Join(short, "cfg.sock")
+	conf := filepath.Join(dir, "daemon.json")
+	body := `{"root": "` + root + `", "exec-root": "` + execRoot + `", "hosts": ["unix://` + sock + `"],
+		"log-level": "warn", "storage-driver": "vfs", "insecure-registries": ["registry.example:5000"]}`
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bins.berth, "daemon", "--config-file", conf)
+	var logb bytes.Buffer
+	cmd.Stderr = &logb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := <-exited; err != nil {
+			t.Errorf("daemon exit: %v\n%s", err, logb.String())
+		}
+	}()
+	c, _ := client.New("unix://" + sock)
+	defer c.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := c.Ping(context.Background()); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no daemon on %s", sock)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.DockerRootDir != root || info.Driver != "copy" || info.RegistryConfig.IndexConfigs["registry.example:5000"] == nil {
+		t.Errorf("info root=%s driver=%s registries=%v", info.DockerRootDir, info.Driver, info.RegistryConfig.IndexConfigs)
+	}
+	if _, err := os.Stat(filepath.Join(execRoot, "berth.pid")); err != nil {
+		t.Errorf("pid file in the configured exec root: %v", err)
 	}
 }
