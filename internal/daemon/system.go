@@ -166,7 +166,7 @@ func (e *Engine) Info(ctx context.Context) (system.Info, error) {
 	return info, nil
 }
 
-// VersionResult is the Engine's part of /version: what berth is and runs
+// Version is the Engine's part of /version: what berth is and runs
 // on. The API adds ApiVersion and MinAPIVersion, which are its own.
 func (e *Engine) Version(ctx context.Context) (system.VersionResponse, error) {
 	var uts unix.Utsname
