@@ -284,7 +284,7 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 	hasRuntimeHooks := spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0) //nolint:staticcheck // prestart is deprecated but still ours to run
 	state := c.ociState(specs.StateCreating)
 	cfg := &initConfig{
-		ID: c.rec.ID, Spec: spec, Process: spec.Process, Rootfs: c.rec.Rootfs, Bundle: c.rec.Bundle,
+		ID: c.rec.ID, Spec: initSpec(spec), Rootfs: c.rec.Rootfs, Bundle: c.rec.Bundle,
 		NoPivot: opts.NoPivot, NoNewKeyring: opts.NoNewKeyring, NewCgroupNS: newCgroupNS, NewTimeNS: newTimeNS,
 		Cgroups: c.rec.Cgroups, FifoFD: p.fifoFD, FirstFD: 3 + len(opts.ExtraFiles), JoinNS: perThread,
 		Hooks: hasRuntimeHooks, State: &state, MoveSelf: moveSelf,
@@ -326,6 +326,24 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 		}
 	}
 	return nil
+}
+
+// initSpec is the part of the spec the init uses. Decoding JSON into a
+// type costs the first time a process meets it, so leaving out what only
+// the parent needs (resources, annotations) shortens the init's start.
+func initSpec(s *specs.Spec) *specs.Spec {
+	cp := *s
+	cp.Annotations = nil
+	if s.Linux != nil {
+		l := *s.Linux
+		l.Resources = nil
+		l.UIDMappings, l.GIDMappings = nil, nil
+		cp.Linux = &l
+	}
+	if s.Hooks != nil {
+		cp.Hooks = &specs.Hooks{CreateContainer: s.Hooks.CreateContainer, StartContainer: s.Hooks.StartContainer}
+	}
+	return &cp
 }
 
 func idMaps(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {

@@ -63,6 +63,9 @@ func initMain(sock *os.File) error {
 		return fmt.Errorf("init: expected config, got %q", m.Type)
 	}
 	cfg := m.Config
+	if cfg.Process == nil && cfg.Spec != nil {
+		cfg.Process = cfg.Spec.Process
+	}
 	if cfg.Exec {
 		return execInit(sock, cfg)
 	}

@@ -55,8 +55,8 @@ type initConfig struct {
 	ID           string                 `json:"id"`
 	Exec         bool                   `json:"exec,omitempty"` // join a running container instead of creating one
 	Spec         *specs.Spec            `json:"spec"`
-	Process      *specs.Process         `json:"process"`
-	Rootfs       string                 `json:"rootfs"` // absolute host path
+	Process      *specs.Process         `json:"process,omitempty"` // nil: Spec.Process
+	Rootfs       string                 `json:"rootfs"`            // absolute host path
 	Bundle       string                 `json:"bundle"`
 	NoPivot      bool                   `json:"noPivot,omitempty"`
 	NoNewKeyring bool                   `json:"noNewKeyring,omitempty"`
