@@ -79,6 +79,10 @@ type Network struct {
 	// container ask for a fixed address (as docker), since a picked
 	// subnet may differ on the next host or after a re-create.
 	UserSubnet bool `json:",omitempty"`
+	// -o com.docker.network.bridge.enable_icc=false and
+	// enable_ip_masquerade=false.
+	NoICC        bool `json:",omitempty"`
+	NoMasquerade bool `json:",omitempty"`
 }
 
 // Subnet is one address family of a network.
@@ -352,7 +356,7 @@ func (m *Manager) applyRules() error {
 	byID := map[string]*Network{}
 	for _, n := range m.st.Networks {
 		byID[n.ID] = n
-		b := firewall.Bridge{Name: n.Bridge, Internal: n.Internal}
+		b := firewall.Bridge{Name: n.Bridge, Internal: n.Internal, NoICC: n.NoICC, NoMasq: n.NoMasquerade}
 		for _, s := range n.Subnets {
 			b.Subnets = append(b.Subnets, s.Subnet)
 		}

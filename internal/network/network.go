@@ -23,6 +23,8 @@ import (
 const (
 	OptBridgeName = "com.docker.network.bridge.name"
 	OptMTU        = "com.docker.network.driver.mtu"
+	OptICC        = "com.docker.network.bridge.enable_icc"
+	OptMasquerade = "com.docker.network.bridge.enable_ip_masquerade"
 )
 
 // CreateOptions are `network create`'s flags.
@@ -95,6 +97,15 @@ func (m *Manager) createLocked(ctx context.Context, opts CreateOptions) (*Networ
 	// reboot of a host whose /run is not a tmpfs); a user network's is not.
 	if _, err := net.InterfaceByName(n.Bridge); err == nil && !opts.def {
 		return fail(fmt.Errorf("bridge %s: a link of that name exists: %w", n.Bridge, errdefs.ErrConflict))
+	}
+	for key, field := range map[string]*bool{OptICC: &n.NoICC, OptMasquerade: &n.NoMasquerade} {
+		if v, ok := opts.Options[key]; ok {
+			on, err := strconv.ParseBool(v)
+			if err != nil {
+				return fail(fmt.Errorf("%s=%q: %w", key, v, errdefs.ErrInvalidArgument))
+			}
+			*field = !on
+		}
 	}
 	if v := opts.Options[OptMTU]; v != "" {
 		mtu, err := strconv.Atoi(v)

@@ -264,6 +264,28 @@ func TestNetworksAreIsolated(t *testing.T) {
 	}
 }
 
+func TestNoICC(t *testing.T) {
+	testutil.RequireRoot(t)
+	if b, _ := os.ReadFile("/proc/sys/net/bridge/bridge-nf-call-iptables"); string(b) != "1\n" {
+		t.Skip("needs br_netfilter with bridge-nf-call-iptables=1 (as docker's --icc=false)")
+	}
+	m, _ := newManager(t)
+	n := userNetwork(t, m, network.CreateOptions{Options: map[string]string{network.OptICC: "false", network.OptMasquerade: "false"}})
+	a, ar := newBox(t, m, "a", network.AttachOptions{Network: n.Name})
+	_, br := newBox(t, m, "b", network.AttachOptions{Network: n.Name})
+	if out, err := a.run("ping", "-c1", "-W1", ipOf(br[0])); err == nil {
+		t.Fatalf("icc=false, yet a reached b: %s", out)
+	}
+	a.must("ping", "-c1", "-W2", ar[0].Endpoint.Gateway.String()) // the host is still there
+	out, _ := exec.Command("nft", "list", "table", "inet", tableOf(m)).CombinedOutput()
+	if strings.Contains(string(out), fmt.Sprintf(`oifname != "%s" masquerade`, n.Bridge)) {
+		t.Fatalf("enable_ip_masquerade=false, yet masqueraded:\n%s", out)
+	}
+	if _, err := m.CreateNetwork(context.Background(), network.CreateOptions{Name: "x-" + tag(), Options: map[string]string{network.OptICC: "maybe"}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("bad boolean option: %v", err)
+	}
+}
+
 func TestInternalHasNoRouteOut(t *testing.T) {
 	testutil.RequireRoot(t)
 	m, _ := newManager(t)

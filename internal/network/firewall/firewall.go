@@ -16,6 +16,8 @@ type Bridge struct {
 	Name     string
 	Subnets  []netip.Prefix // IPv4 and IPv6
 	Internal bool           // no traffic forwarded in or out of the bridge
+	NoICC    bool           // no traffic between the bridge's own ports
+	NoMasq   bool           // no masquerade of what leaves the bridge
 }
 
 // Port is one published port: traffic to HostIP:HostPort (any local
@@ -83,6 +85,14 @@ func Apply(table string, rs Ruleset) error {
 		}
 	}
 	rule(fwd, ctDNAT(), verdict(expr.VerdictAccept))
+	// Between two ports of one bridge the kernel bridges, and the forward
+	// hook sees it only with br_netfilter's bridge-nf-call-iptables=1
+	// (docker's --icc=false has the same need).
+	for _, b := range rs.Bridges {
+		if b.NoICC {
+			rule(fwd, ifname(unix.NFT_META_IIFNAME, expr.CmpOpEq, b.Name), ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, b.Name), verdict(expr.VerdictDrop))
+		}
+	}
 	for _, b := range rs.Bridges {
 		for _, o := range rs.Bridges {
 			if o.Name != b.Name {
@@ -116,7 +126,7 @@ func Apply(table string, rs Ruleset) error {
 	// would otherwise bypass the host and its reverse NAT.
 	for _, b := range rs.Bridges {
 		for _, s := range b.Subnets {
-			if !b.Internal {
+			if !b.Internal && !b.NoMasq {
 				rule(post, subnetMatch(s, false), ifname(unix.NFT_META_OIFNAME, expr.CmpOpNeq, b.Name), masq())
 			}
 			rule(post, ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, b.Name), subnetMatch(s, false), ctDNAT(), masq())
