@@ -698,3 +698,20 @@ func TestUnsupportedAreasAre501(t *testing.T) {
 		}
 	}
 }
+
+func TestAllTagsIs501(t *testing.T) {
+	f := newFake()
+	ts := serve(t, f)
+	for _, tc := range []struct{ method, path string }{
+		{"POST", "/images/create?fromImage=busybox"},
+		{"POST", "/images/busybox/push"},
+	} {
+		resp, b := call(t, ts, tc.method, tc.path, nil)
+		if resp.StatusCode != 501 || !strings.Contains(errorMessage(t, b), "all tags of busybox") {
+			t.Errorf("%s %s: %d %s", tc.method, tc.path, resp.StatusCode, b)
+		}
+	}
+	if calls := f.Calls(); len(calls) != 0 {
+		t.Errorf("backend called: %v", calls)
+	}
+}

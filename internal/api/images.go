@@ -310,12 +310,18 @@ type pushAux struct {
 
 func (s *Server) imagePush(ctx context.Context, w http.ResponseWriter, r *http.Request, name string) error {
 	ref := name
-	if tag := r.URL.Query().Get("tag"); tag != "" {
+	tag := r.URL.Query().Get("tag")
+	if tag != "" {
 		ref += ":" + tag
 	}
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
 		return fmt.Errorf("invalid reference format: %s: %w", ref, errdefs.ErrInvalidArgument)
+	}
+	if tag == "" && reference.IsNameOnly(named) {
+		// No tag is docker's "every tag of the repository" (push -a); the
+		// CLI sends tag=latest otherwise. Say so rather than push one.
+		return fmt.Errorf("push of all tags of %s: %w", reference.FamiliarName(named), errdefs.ErrNotImplemented)
 	}
 	auth, err := registryAuth(r)
 	if err != nil {
