@@ -95,9 +95,23 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 	if !detach {
 		signal.Notify(sigs, forwarded...)
 	}
-	c, err := rt.Create(ctx, id, cf.options())
+	opts := cf.options()
+	var proxy *ttyProxy
+	if !detach && cf.consoleSocket == "" {
+		if spec, err := runtime.LoadSpec(opts.Bundle); err == nil && spec.Process.Terminal {
+			if proxy, err = newTTYProxy(); err != nil {
+				return err
+			}
+			defer proxy.close()
+			opts.ConsoleSocket = proxy.path()
+		}
+	}
+	c, err := rt.Create(ctx, id, opts)
 	if err != nil {
 		return err
+	}
+	if proxy != nil {
+		proxy.attach(c)
 	}
 	if err := c.Start(ctx); err != nil {
 		_ = c.Delete(ctx, true)

@@ -307,3 +307,29 @@ func TestCLILogJSON(t *testing.T) {
 		t.Fatalf("log %q: %v", b, err)
 	}
 }
+
+// A foreground run of a terminal process without --console-socket proxies
+// the pty to the caller's own terminal, as runc does (script(1) provides
+// the terminal here).
+func TestCLIRunTerminalProxy(t *testing.T) {
+	testutil.RequireRoot(t)
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("needs script(1) from util-linux")
+	}
+	c := newCLI(t)
+	b := bundle(t, "/bin/sh", "-c", "tty; stty size")
+	spec := filepath.Join(b, "config.json")
+	raw, _ := os.ReadFile(spec)
+	var s specs.Spec
+	_ = json.Unmarshal(raw, &s)
+	s.Process.Terminal = true
+	raw, _ = json.Marshal(&s)
+	if err := os.WriteFile(spec, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("script", "-qc", c.bin+" --root "+c.root+" run --bundle "+b+" tty1", "/dev/null")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "/dev/pts/0") {
+		t.Fatalf("run with a terminal: %v: %q", err, out)
+	}
+}
