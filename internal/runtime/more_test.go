@@ -76,3 +76,32 @@ func TestPauseFreezesProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A second container joins the first one's network namespace (per-thread
+// setns by the init) and pid namespace (nsenter, before the Go runtime).
+func TestJoinNamespacesByPath(t *testing.T) {
+	testutil.RequireRoot(t)
+	rt := newRuntime(t)
+	a := startSleeper(t, rt, "ns-a", nil)
+	path := func(kind string) string { return "/proc/" + strconv.Itoa(a.Pid()) + "/ns/" + kind }
+	b := newBundle(t, chain(shell("readlink /proc/self/ns/net; readlink /proc/self/ns/pid; ps -o comm | grep -c sleep"), func(s *specs.Spec) {
+		var nss []specs.LinuxNamespace
+		for _, ns := range s.Linux.Namespaces {
+			switch ns.Type {
+			case specs.NetworkNamespace:
+				ns.Path = path("net")
+			case specs.PIDNamespace:
+				ns.Path = path("pid")
+			}
+			nss = append(nss, ns)
+		}
+		s.Linux.Namespaces = nss
+	}))
+	out, code := runContainer(t, rt, "ns-b", b)
+	wantNet, _ := os.Readlink(path("net"))
+	wantPid, _ := os.Readlink(path("pid"))
+	lines := strings.Split(out, "\n")
+	if code != 0 || len(lines) < 3 || lines[0] != wantNet || lines[1] != wantPid || lines[2] != "1" {
+		t.Fatalf("exit %d, output %q; want %s %s and a sleep in sight", code, out, wantNet, wantPid)
+	}
+}
