@@ -91,8 +91,9 @@ type Daemon struct {
 type DaemonOptions struct {
 	// Args are extra flags (e.g. --storage-driver vfs).
 	Args []string
-	// Root reuses a state directory (a restarted daemon); "" makes one.
-	Root string
+	// Root and ExecRoot reuse a daemon's state (a restart: pass the
+	// first daemon's Root and ExecRoot); "" makes new ones.
+	Root, ExecRoot string
 }
 
 // StartDaemon starts berth daemon on a temp root, exec root and socket,
@@ -117,6 +118,9 @@ func StartDaemon(t *testing.T, opts DaemonOptions) *Daemon {
 	}
 	if opts.Root != "" {
 		d.Root = opts.Root
+	}
+	if opts.ExecRoot != "" {
+		d.ExecRoot = opts.ExecRoot
 	}
 	d.Socket = filepath.Join(d.ExecRoot, "berth.sock")
 	d.Host = "unix://" + d.Socket
