@@ -102,8 +102,8 @@ func send(sock *os.File, m message, fds ...int) error {
 // recv reads one message; fds received with it are returned (the caller owns
 // them). io.EOF-like conditions come back as errPeerGone.
 func recv(sock *os.File) (message, []int, error) {
-	buf := make([]byte, 256<<10)
 	oob := make([]byte, unix.CmsgSpace(4*4))
+	var buf []byte
 	rc, err := sock.SyscallConn()
 	if err != nil {
 		return message{}, nil, err
@@ -115,6 +115,16 @@ func recv(sock *os.File) (message, []int, error) {
 		var n, oobn int
 		var rerr error
 		if err := rc.Read(func(fd uintptr) bool {
+			// Size the buffer to the message: MSG_PEEK|MSG_TRUNC returns
+			// its full length without consuming it.
+			if buf == nil {
+				var size int
+				size, _, rerr = unix.Recvfrom(int(fd), nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+				if rerr != nil {
+					return rerr != unix.EAGAIN
+				}
+				buf = make([]byte, max(size, 1))
+			}
 			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
 			return rerr != unix.EAGAIN
 		}); err != nil {
@@ -122,6 +132,7 @@ func recv(sock *os.File) (message, []int, error) {
 		}
 		err := rerr
 		if err == unix.EINTR {
+			buf = nil
 			continue
 		}
 		if err != nil {
