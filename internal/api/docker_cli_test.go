@@ -70,7 +70,7 @@ func TestDockerCLIFraming(t *testing.T) {
 	sock := serveUnix(t, f)
 	// A container with a tty: its output is one raw stream.
 	tf := newFake()
-	tf.logs, tf.tty = logs, true
+	tf.logs, tf.tty, tf.execCode = logs, true, 3
 	ttySock := serveUnix(t, tf)
 
 	out, errs, code := dockerCLI(t, ttySock, "", "logs", "web")
@@ -101,6 +101,15 @@ func TestDockerCLIFraming(t *testing.T) {
 	out, errs, code = dockerCLI(t, sock, "", "exec", "web", "true")
 	if code != 0 || out != "exec out\n" {
 		t.Errorf("docker exec: %d %q %q", code, out, errs)
+	}
+	// With a tty the output is raw; the exit code is the exec's.
+	out, errs, code = dockerCLI(t, ttySock, "", "exec", "-t", "web", "false")
+	if code != 3 || out != "exec out\n" {
+		t.Errorf("docker exec -t: %d %q %q", code, out, errs)
+	}
+	out, errs, code = dockerCLI(t, sock, "", "stats", "--no-stream", "--format", "{{.Name}}", "web")
+	if code != 0 || strings.TrimSpace(out) != "web" {
+		t.Errorf("docker stats --no-stream: %d %q %q", code, out, errs)
 	}
 	out, errs, code = dockerCLI(t, sock, "", "wait", "web")
 	if code != 0 || strings.TrimSpace(out) != "42" {

@@ -37,6 +37,7 @@ type fakeBackend struct {
 	tty      bool
 	waitRes  chan container.WaitResponse // when nil, waits end with waitCode
 	waitCode int64
+	execCode int // the exit code ExecInspect reports
 	// attachIn receives what the client wrote to stdin during attach.
 	attachIn chan string
 	// attachHold makes attach read stdin until it ends, then close
@@ -288,7 +289,7 @@ func (f *fakeBackend) ContainerStats(ctx context.Context, id string, opts StatsO
 	}
 	ch := make(chan container.StatsResponse, 3)
 	for i := range 3 {
-		ch <- container.StatsResponse{ID: id, Read: time.Unix(int64(i), 0)}
+		ch <- container.StatsResponse{ID: id, Name: "/web", Read: time.Unix(int64(i), 0)}
 	}
 	close(ch)
 	return ch, nil
@@ -347,8 +348,8 @@ func (f *fakeBackend) ExecStart(ctx context.Context, id string, opts ExecStartOp
 	return nil
 }
 func (f *fakeBackend) ExecInspect(ctx context.Context, id string) (container.ExecInspectResponse, error) {
-	code := 0
-	return container.ExecInspectResponse{ID: id, ExitCode: &code}, f.record("ExecInspect " + id)
+	code := f.execCode
+	return container.ExecInspectResponse{ID: id, ExitCode: &code, Running: false}, f.record("ExecInspect " + id)
 }
 func (f *fakeBackend) ExecResize(ctx context.Context, id string, h, w uint) error {
 	return f.record(fmt.Sprintf("ExecResize %s %dx%d", id, h, w))
