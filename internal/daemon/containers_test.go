@@ -36,14 +36,26 @@ var cgroupSeq int
 // ctrEngine is an Engine with containers on overlay (vfs when overlay is
 // not available), the test image loaded, and a cgroup parent of its own
 // that cleanup removes with everything else.
-func ctrEngine(t *testing.T) *Engine {
+func ctrEngine(t *testing.T) *Engine { return ctrEngineTB(t) }
+
+func testSleep() { time.Sleep(20 * time.Millisecond) }
+
+func ctrEngineTB(t testing.TB) *Engine {
 	t.Helper()
 	root := t.TempDir()
 	e, err := New(context.Background(), Config{Root: root})
 	if err != nil {
 		t.Fatal(err)
 	}
-	loadTestImage(t, e)
+	f, err := os.Open(testutil.Images(t).DockerArchive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.ImageLoad(context.Background(), ImageLoadOptions{Input: f})
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cgroupSeq++
 	parent := fmt.Sprintf("/berth-test-%d-%d", os.Getpid(), cgroupSeq)
 	if err := e.InitContainers(context.Background(), ContainerConfig{ExecRoot: filepath.Join(root, "run"), CgroupParent: parent}); err != nil {
@@ -72,7 +84,7 @@ func removeCgroupParent(parent string) {
 	}
 }
 
-func create(t *testing.T, e *Engine, name string, cfg containertypes.Config, host *containertypes.HostConfig) string {
+func create(t testing.TB, e *Engine, name string, cfg containertypes.Config, host *containertypes.HostConfig) string {
 	t.Helper()
 	if cfg.Image == "" {
 		cfg.Image = "busybox"
