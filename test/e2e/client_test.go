@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/jsonstream"
 	registrytypes "github.com/moby/moby/api/types/registry"
@@ -161,5 +162,61 @@ func TestClientLogin(t *testing.T) {
 	_, err = c.Login(context.Background(), registrytypes.AuthConfig{Username: reg.User, Password: "wrong", ServerAddress: reg.Host})
 	if !errors.Is(err, errdefs.ErrUnauthorized) {
 		t.Errorf("login with a wrong password = %v, want unauthorized", err)
+	}
+}
+
+// TestClientContainers drives the container lifecycle through the
+// client against the real engine: create, start, inspect, list, wait
+// registered before a kill, remove, and the error classes on the way.
+func TestClientContainers(t *testing.T) {
+	d := StartDaemon(t, DaemonOptions{})
+	loadBusybox(t, d)
+	c := d.Client(t)
+	ctx := context.Background()
+	req := containertypes.CreateRequest{Config: &containertypes.Config{Image: "busybox", Cmd: []string{"sleep", "60"}}}
+	created, err := c.ContainerCreate(ctx, "cl1", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.ContainerRemove(context.Background(), created.ID, client.RemoveOptions{Force: true}) })
+	if _, err := c.ContainerCreate(ctx, "cl1", req); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("create with a name in use = %v, want conflict", err)
+	}
+	if _, err := c.ContainerCreate(ctx, "", containertypes.CreateRequest{Config: &containertypes.Config{Image: "nope:1"}}); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("create from a missing image = %v, want not found", err)
+	}
+	if err := c.ContainerStart(ctx, "cl1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ContainerStart(ctx, "cl1"); err != nil && !errors.Is(err, errdefs.ErrNotModified) {
+		t.Errorf("second start = %v, want nil or not modified", err)
+	}
+	ins, err := c.ContainerInspect(ctx, "cl1", false)
+	if err != nil || ins.State == nil || !ins.State.Running || ins.State.Pid == 0 {
+		t.Fatalf("inspect = %+v, %v", ins.State, err)
+	}
+	list, err := c.ContainerList(ctx, client.ListOptions{Filters: map[string][]string{"name": {"cl1"}}})
+	if err != nil || len(list) != 1 || list[0].ID != created.ID {
+		t.Errorf("list = %+v, %v", list, err)
+	}
+	resc, errc := c.ContainerWait(ctx, "cl1", containertypes.WaitConditionNotRunning)
+	if err := c.ContainerKill(ctx, "cl1", "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case res := <-resc:
+		if res.StatusCode != 137 {
+			t.Errorf("wait = %+v, want 137", res)
+		}
+	case err := <-errc:
+		t.Fatal(err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("wait did not return after kill")
+	}
+	if err := c.ContainerRemove(ctx, "cl1", client.RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ContainerInspect(ctx, "cl1", false); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("inspect after remove = %v, want not found", err)
 	}
 }
