@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/moby/moby/api/types/common"
@@ -210,6 +211,9 @@ func (c *Client) do(ctx context.Context, req request) (*http.Response, error) {
 // no daemon runs there.
 func (c *Client) connError(err error) error {
 	var ne *net.OpError
+	if errors.As(err, &ne) && ne.Op == "dial" && errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("permission denied while trying to connect to the berth daemon socket at %s (the socket is root:docker 0660; run as root or join the docker group): %w", c.host, errdefs.ErrForbidden)
+	}
 	if errors.As(err, &ne) && ne.Op == "dial" {
 		return fmt.Errorf("Cannot connect to the berth daemon at %s. Is the daemon running? (start it with: berth daemon): %w", c.host, errdefs.ErrUnavailable) //nolint:staticcheck // docker's words
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -164,5 +165,22 @@ func TestNewRejectsBadHosts(t *testing.T) {
 		if _, err := New(h); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("New(%q) = %v", h, err)
 		}
+	}
+}
+
+func TestPermissionDenied(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root connects to any socket")
+	}
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	os.Chmod(sock, 0)
+	c, _ := New("unix://" + sock)
+	if _, err := c.Info(context.Background()); !errors.Is(err, errdefs.ErrForbidden) {
+		t.Errorf("Info on a socket we may not use = %v, want forbidden", err)
 	}
 }
