@@ -26,23 +26,30 @@ type CleanupResult struct {
 // a daemon crash: their endpoints (veths, addresses, host ports, rules),
 // DNS servers, files and namespaces; then veths on our bridges and
 // namespace files under exec-root that no record knows. The engine calls it
-// once at start, after New, with its own idea of which containers live.
+// once at start, after New, with its own idea of which containers live; a
+// container that starts meanwhile must not be one it calls dead.
 func (m *Manager) Cleanup(ctx context.Context, alive func(containerID string) bool) (CleanupResult, error) {
+	// alive runs without m.mu held: the engine answers it under its
+	// containers' locks, which it also holds while calling Attach.
+	m.mu.Lock()
+	ids := map[string]bool{}
+	for _, sb := range m.st.Containers {
+		ids[sb.ContainerID] = true
+	}
+	for _, ep := range m.st.Endpoints {
+		ids[ep.ContainerID] = true
+	}
+	m.mu.Unlock()
+	dead := map[string]bool{}
+	for id := range ids {
+		if !alive(id) {
+			dead[id] = true
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var res CleanupResult
 	var errs []error
-	dead := map[string]bool{}
-	for _, sb := range m.st.Containers {
-		if !alive(sb.ContainerID) {
-			dead[sb.ContainerID] = true
-		}
-	}
-	for _, ep := range m.st.Endpoints {
-		if !alive(ep.ContainerID) {
-			dead[ep.ContainerID] = true
-		}
-	}
 	for id := range dead {
 		res.Containers = append(res.Containers, id)
 		errs = append(errs, m.releaseLocked(ctx, id))
