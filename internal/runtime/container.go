@@ -143,9 +143,6 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOptions) (_ 
 		ID: id, Bundle: bundle, Rootfs: rootfs, Status: StatusCreating, Created: time.Now().UTC(),
 		Annotations: spec.Annotations, Spec: spec,
 	}}
-	if err := c.rec.save(dir); err != nil {
-		return nil, err
-	}
 	ctx = log.With(ctx, log.KeyContainer, id)
 	if err := c.startInit(ctx, opts, &undo); err != nil {
 		return nil, fmt.Errorf("create container %s: %w", id, err)
@@ -247,9 +244,6 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 			log.From(ctx).Warn("remove cgroup after a failed create", log.KeyErr, err)
 		}
 	})
-	if err := mgr.Set(res); err != nil {
-		return fmt.Errorf("cgroups: %w", err)
-	}
 	paths := mgr.Paths()
 	selfMove := flags&unix.CLONE_NEWUSER == 0 && so.prepare == nil
 	var moveSelf []string
@@ -272,6 +266,15 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 		return err
 	}
 	undo.Push(func() { p.kill() })
+	// The limits and the "creating" state are written while the init's Go
+	// runtime starts: it waits for its config, sent below, before it runs
+	// anything of the container.
+	if err := mgr.Set(res); err != nil {
+		return fmt.Errorf("cgroups: %w", err)
+	}
+	if err := c.rec.save(c.dir); err != nil {
+		return err
+	}
 	if !selfMove {
 		if err := mgr.Apply(p.pid); err != nil {
 			return fmt.Errorf("cgroups: %w", err)
