@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 )
 
 // Record is what the engine knows about one container. It is persisted as
@@ -24,6 +25,9 @@ type Record struct {
 
 	Config     *container.Config     `json:"Config"`
 	HostConfig *container.HostConfig `json:"HostConfig"`
+	// Endpoints are the create request's per-network settings (aliases,
+	// static addresses), applied when the container's network comes up.
+	Endpoints map[string]*network.EndpointSettings `json:"Endpoints,omitempty"`
 
 	State        State `json:"State"`
 	RestartCount int   `json:"RestartCount"`

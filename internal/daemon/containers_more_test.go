@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -340,5 +341,54 @@ func TestContainerListFilters(t *testing.T) {
 	rep, err := e.ContainersPrune(ctx, Filters{})
 	if err != nil || len(rep.ContainersDeleted) != 2 {
 		t.Fatalf("prune %+v %v", rep, err)
+	}
+}
+
+// TestContainerOnDefaultNetwork: with networking initialised, the default
+// mode attaches the container to the default bridge at start and detaches
+// it at exit; inspect shows the address.
+func TestContainerOnDefaultNetwork(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := ctrEngine(t)
+	ctx := context.Background()
+	c, _ := e.ctrs()
+	cfg := NetworkConfig{ExecRoot: c.cfg.ExecRoot, DefaultBridge: "bc" + netTag(),
+		DefaultSubnet: netip.MustParsePrefix("10.218.0.0/24"), Table: "berth_c" + netTag()}
+	if err := e.InitNetworks(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Containers first (ctrEngine's cleanup runs after this one).
+		for _, ct := range c.store.List() {
+			_ = e.ContainerRemove(ctx, ct.ID(), ContainerRemoveOptions{Force: true})
+		}
+		if err := e.TeardownNetworks(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	id := create(t, e, "", containertypes.Config{Cmd: []string{"sleep", "100"}}, nil)
+	if err := e.ContainerStart(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := e.ContainerInspect(ctx, id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addr string
+	for _, es := range ins.NetworkSettings.Networks {
+		addr = es.IPAddress.String()
+	}
+	if !strings.HasPrefix(addr, "10.218.0.") {
+		t.Fatalf("networks %+v", ins.NetworkSettings.Networks)
+	}
+	zero := 0
+	if err := e.ContainerStop(ctx, id, ContainerStopOptions{Timeout: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := e.networkSettings(id); ok {
+		t.Fatal("endpoint kept after exit")
+	}
+	if _, err := e.ContainerCreate(ctx, ContainerCreateOptions{Config: &containertypes.Config{Image: "busybox"}, HostConfig: &containertypes.HostConfig{NetworkMode: "nonet"}}); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("unknown network: %v", err)
 	}
 }

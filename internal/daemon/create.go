@@ -69,6 +69,9 @@ func (e *Engine) ContainerCreate(ctx context.Context, opts ContainerCreateOption
 	if err := checkHostConfig(&host, &warnings); err != nil {
 		return ContainerCreateResult{}, err
 	}
+	if err := e.checkNetwork(&host, &warnings); err != nil {
+		return ContainerCreateResult{}, err
+	}
 	if opts.Name != "" {
 		if err := container.CheckName(opts.Name); err != nil {
 			return ContainerCreateResult{}, err
@@ -165,6 +168,9 @@ func (e *Engine) ContainerCreate(ctx context.Context, opts ContainerCreateOption
 		SnapshotKey: key, Driver: e.driver,
 		Mounts: mps, AnonymousVolumes: anon,
 	}
+	if opts.NetworkingConfig != nil {
+		rec.Endpoints = opts.NetworkingConfig.EndpointsConfig
+	}
 	if err := writeEtcFiles(c, &rec); err != nil {
 		return ContainerCreateResult{}, err
 	}
@@ -182,8 +188,10 @@ func (e *Engine) ContainerCreate(ctx context.Context, opts ContainerCreateOption
 	return ContainerCreateResult{ID: id, Warnings: warnings}, nil
 }
 
-// netMode is the container's effective network mode: none, host or
-// container:<id>. Until networking lands, the default is none.
+// netMode is the container's network mode as far as namespaces and /etc
+// files go: host and container:<id> share another's; anything else gets
+// a namespace of its own ("none" here; a network of ours, if any, is
+// attached at start by prepareNetwork).
 func netMode(h *containertypes.HostConfig) string {
 	switch m := string(h.NetworkMode); m {
 	case "", "default", "bridge", "none":
@@ -191,6 +199,38 @@ func netMode(h *containertypes.HostConfig) string {
 	default:
 		return m
 	}
+}
+
+// checkNetwork checks the network mode: none, host and container:<x>
+// always work; a network name must exist. Without networking on this
+// engine (InitNetworks not called) the default mode is none.
+func (e *Engine) checkNetwork(h *containertypes.HostConfig, warnings *[]string) error {
+	m := string(h.NetworkMode)
+	switch {
+	case m == "none", m == "host":
+		return nil
+	case strings.HasPrefix(m, "container:"):
+		if strings.TrimPrefix(m, "container:") == "" {
+			return fmt.Errorf("invalid network mode %q: %w", m, errdefs.ErrInvalidArgument)
+		}
+		return nil
+	}
+	mgr, err := e.netManager()
+	if err != nil {
+		switch m {
+		case "", "default":
+			return nil
+		case "bridge":
+			*warnings = append(*warnings, "networking is not enabled on this daemon: the container gets no network (as --network none)")
+			return nil
+		}
+		return fmt.Errorf("network %s not found: %w", m, errdefs.ErrNotFound)
+	}
+	name, _ := bridgeMode(h.NetworkMode)
+	if _, err := mgr.Inspect(name); err != nil {
+		return fmt.Errorf("network %s not found: %w", m, errdefs.ErrNotFound)
+	}
+	return nil
 }
 
 // checkHostConfig refuses what docker refuses at create and fills in
@@ -201,17 +241,6 @@ func checkHostConfig(h *containertypes.HostConfig, warnings *[]string) error {
 	}
 	if h.AutoRemove && !h.RestartPolicy.IsNone() {
 		return fmt.Errorf("can't create 'AutoRemove' container with restart policy: %w", errdefs.ErrInvalidArgument)
-	}
-	switch m := string(h.NetworkMode); {
-	case m == "", m == "default", m == "none", m == "host":
-	case m == "bridge":
-		*warnings = append(*warnings, "bridge networking is not available yet: the container gets no network (as --network none)")
-	case strings.HasPrefix(m, "container:"):
-		if strings.TrimPrefix(m, "container:") == "" {
-			return fmt.Errorf("invalid network mode %q: %w", m, errdefs.ErrInvalidArgument)
-		}
-	default:
-		return fmt.Errorf("network %s not found: %w", m, errdefs.ErrNotFound)
 	}
 	for _, k := range []string{string(h.PidMode), string(h.IpcMode), string(h.UTSMode)} {
 		if strings.HasPrefix(k, "container:") && strings.TrimPrefix(k, "container:") == "" {

@@ -49,6 +49,9 @@ func (e *Engine) ContainerInspect(ctx context.Context, ref string, size bool) (c
 			Networks: networks(&r),
 		},
 	}
+	if nets, ports, ok := e.networkSettings(r.ID); ok {
+		res.NetworkSettings.Networks, res.NetworkSettings.Ports = nets, ports
+	}
 	if res.Args == nil {
 		res.Args = []string{}
 	}

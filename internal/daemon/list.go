@@ -176,6 +176,15 @@ func (e *Engine) summary(ctx context.Context, r container.Record, size bool) con
 			Networks: networks(&r),
 		},
 	}
+	if nets, ports, ok := e.networkSettings(r.ID); ok {
+		s.NetworkSettings.Networks = nets
+		for p, bs := range ports {
+			for _, b := range bs {
+				hp, _ := strconv.Atoi(b.HostPort)
+				s.Ports = append(s.Ports, containertypes.PortSummary{IP: b.HostIP, PrivatePort: p.Num(), PublicPort: uint16(hp), Type: string(p.Proto())})
+			}
+		}
+	}
 	if s.Labels == nil {
 		s.Labels = map[string]string{}
 	}

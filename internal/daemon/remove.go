@@ -94,6 +94,9 @@ func (e *Engine) removeLocked(ctx context.Context, c *ctrs, ct *container.Contai
 		return fmt.Errorf("remove %s: %w", r.ID, err)
 	}
 	l.mounted = ""
+	if err := e.networkDown(ctx, r.ID); err != nil {
+		return fmt.Errorf("remove %s: %w", r.ID, err)
+	}
 	if rc, err := c.rt.Load(ctx, r.ID); err == nil {
 		// The monitor deletes the runtime's state when the container
 		// ends; what is left belongs to a monitor that died first.

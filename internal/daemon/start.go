@@ -95,6 +95,13 @@ func (e *Engine) startLocked(ctx context.Context, c *ctrs, ct *container.Contain
 	if err != nil {
 		return err
 	}
+	if _, err := e.netManager(); err == nil {
+		netUndo, err := e.prepareNetwork(ctx, r, spec, r.Endpoints)
+		if err != nil {
+			return err
+		}
+		undo.Push(netUndo)
+	}
 	bundle := c.store.Dir(r.ID)
 	b, err := json.Marshal(spec)
 	if err != nil {
@@ -183,6 +190,9 @@ func (e *Engine) handleExit(ctx context.Context, c *ctrs, ct *container.Containe
 		} else {
 			l.mounted = ""
 		}
+	}
+	if err := e.networkDown(ctx, r.ID); err != nil {
+		log.From(ctx).Warn("exit: network down; its namespace or endpoints may stay", log.KeyContainer, r.ID, log.KeyErr, err)
 	}
 	at := ex.At
 	if at.IsZero() {
