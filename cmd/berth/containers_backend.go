@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/moby/moby/api/types/container"
 
 	"github.com/berth-dev/berth/internal/api"
 	"github.com/berth-dev/berth/internal/daemon"
-	"github.com/berth-dev/berth/internal/errdefs"
 )
 
 // containerAPI adapts the Engine's container methods to the API's
@@ -111,27 +109,78 @@ func (a containerAPI) ContainersPrune(ctx context.Context, filters map[string][]
 	return a.e.ContainersPrune(ctx, daemon.Filters(filters))
 }
 
-// The monitor engineer's verbs (logs, attach, resize, stats, top): their
-// Engine methods are not in yet; these answer 501 until they are wired.
+// The monitor engineer's verbs: logs, attach, resize, stats, top, exec.
 
-var errMonitorVerbs = fmt.Errorf("not wired to the engine yet: %w", errdefs.ErrNotImplemented)
+func streamsFn(f func(tty bool) (api.Streams, error)) func(tty bool) (daemon.AttachStreams, error) {
+	if f == nil {
+		return nil
+	}
+	return func(tty bool) (daemon.AttachStreams, error) {
+		st, err := f(tty)
+		return daemon.AttachStreams{Stdin: st.Stdin, Stdout: st.Stdout, Stderr: st.Stderr, Close: st.Close}, err
+	}
+}
 
 func (a containerAPI) ContainerTop(ctx context.Context, id, psArgs string) (container.TopResponse, error) {
-	return container.TopResponse{}, errMonitorVerbs
+	return a.e.ContainerTop(ctx, id, psArgs)
 }
 
 func (a containerAPI) ContainerLogs(ctx context.Context, id string, o api.LogsOptions) (api.LogsResult, error) {
-	return api.LogsResult{}, errMonitorVerbs
+	res, err := a.e.ContainerLogs(ctx, id, daemon.ContainerLogsOptions{
+		Follow: o.Follow, Stdout: o.Stdout, Stderr: o.Stderr, Timestamps: o.Timestamps, Details: o.Details,
+		Since: o.Since, Until: o.Until, Tail: o.Tail,
+	})
+	if err != nil {
+		return api.LogsResult{}, err
+	}
+	out := make(chan api.LogMessage)
+	go func() {
+		defer close(out)
+		for m := range res.Messages {
+			select {
+			case out <- api.LogMessage{Stream: m.Stream, Line: m.Line, Time: m.Time, Attrs: m.Attrs, Err: m.Err}:
+			case <-ctx.Done():
+				// Drain so the producer, which also watches ctx, is not
+				// left blocked.
+				for range res.Messages {
+				}
+				return
+			}
+		}
+	}()
+	return api.LogsResult{Tty: res.Tty, Messages: out}, nil
 }
 
 func (a containerAPI) ContainerAttach(ctx context.Context, id string, o api.AttachOptions) error {
-	return errMonitorVerbs
+	return a.e.ContainerAttach(ctx, id, daemon.ContainerAttachOptions{
+		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Stream: o.Stream, Logs: o.Logs,
+		DetachKeys: o.DetachKeys, Streams: streamsFn(o.Streams),
+	})
 }
 
 func (a containerAPI) ContainerResize(ctx context.Context, id string, height, width uint) error {
-	return errMonitorVerbs
+	return a.e.ContainerResize(ctx, id, height, width)
 }
 
 func (a containerAPI) ContainerStats(ctx context.Context, id string, o api.StatsOptions) (<-chan container.StatsResponse, error) {
-	return nil, errMonitorVerbs
+	return a.e.ContainerStats(ctx, id, daemon.ContainerStatsOptions{Stream: o.Stream, OneShot: o.OneShot})
+}
+
+// execAPI adapts the Engine's exec methods to the API's execBackend.
+type execAPI struct{ e *daemon.Engine }
+
+func (a execAPI) ExecCreate(ctx context.Context, containerID string, req container.ExecCreateRequest) (container.ExecCreateResponse, error) {
+	return a.e.ExecCreate(ctx, containerID, req)
+}
+
+func (a execAPI) ExecStart(ctx context.Context, id string, o api.ExecStartOptions) error {
+	return a.e.ExecStart(ctx, id, daemon.ExecStartOptions{Detach: o.Detach, Tty: o.Tty, ConsoleSize: o.ConsoleSize, Streams: streamsFn(o.Streams)})
+}
+
+func (a execAPI) ExecInspect(ctx context.Context, id string) (container.ExecInspectResponse, error) {
+	return a.e.ExecInspect(ctx, id)
+}
+
+func (a execAPI) ExecResize(ctx context.Context, id string, height, width uint) error {
+	return a.e.ExecResize(ctx, id, height, width)
 }

@@ -238,7 +238,7 @@ func runDaemon(ctx context.Context, st daemonSettings) error {
 	}
 	defer e.ShutdownContainers()
 
-	srv := api.New(api.Config{Backend: api.Backend{Images: daemon.Evented{Engine: e}, System: e, Containers: containerAPI{e}}})
+	srv := api.New(api.Config{Backend: api.Backend{Images: daemon.Evented{Engine: e}, System: e, Containers: containerAPI{e}, Exec: execAPI{e}}})
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,
