@@ -229,7 +229,14 @@ func runDaemon(ctx context.Context, st daemonSettings) error {
 		}
 	}()
 	e.ConfigureRegistries(distribution.Config{Insecure: st.insecureRegistries})
-	e.ConfigureDaemon(daemon.DaemonConfig{ExecRoot: st.execRoot, Debug: lvl <= slog.LevelDebug, InsecureRegistries: st.insecureRegistries})
+	var warnings []string
+	for _, u := range addrs {
+		if u.Scheme == "tcp" && !st.tlsVerify && st.tlsCert == "" {
+			warnings = append(warnings, fmt.Sprintf("WARNING: API is accessible on http://%s without encryption.", u.Host))
+		}
+	}
+	e.ConfigureDaemon(daemon.DaemonConfig{ExecRoot: st.execRoot, Debug: lvl <= slog.LevelDebug,
+		InsecureRegistries: st.insecureRegistries, Warnings: warnings})
 	// Containers: open their stores and find the ones still running
 	// (live restore). At exit only the engine's watchers stop; the
 	// containers keep running for the next daemon.

@@ -36,6 +36,8 @@ type DaemonConfig struct {
 	Debug              bool
 	InsecureRegistries []string
 	Labels             []string
+	// Warnings are shown by docker info (an API served without TLS).
+	Warnings []string
 }
 
 // daemonConfigs holds each Engine's DaemonConfig (see buses in events.go
@@ -143,7 +145,7 @@ func (e *Engine) Info(ctx context.Context) (system.Info, error) {
 		Isolation:          "",
 		InitBinary:         "",
 		SecurityOptions:    []string{"name=seccomp,profile=builtin"},
-		Warnings:           []string{},
+		Warnings:           append([]string{}, dc.Warnings...),
 	}
 	for _, r := range insecure {
 		info.RegistryConfig.IndexConfigs[r] = &registry.IndexInfo{Name: r, Secure: false}
