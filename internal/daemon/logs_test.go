@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,5 +113,73 @@ func TestLogsRotation(t *testing.T) {
 	tail := collectLogs(t, e, id, ContainerLogsOptions{Stdout: true, Tail: "3"})
 	if strings.Join(tail, "") != "stdout:line 297\nstdout:line 298\nstdout:line 299\n" {
 		t.Fatalf("tail %q", tail)
+	}
+}
+
+// The daemon goes while a container writes: its monitor keeps logging, so
+// after a restart the log has every line, and logs -f, exec, stats and
+// attach work on the container found again.
+func TestLogsAcrossDaemonRestart(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := t.TempDir()
+	ctx := context.Background()
+	parent := "/berth-test-logs-restore"
+	cfg := ContainerConfig{ExecRoot: filepath.Join(root, "run"), CgroupParent: parent}
+	open := func() *Engine {
+		e, err := New(ctx, Config{Root: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.InitContainers(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	e := open()
+	loadTestImage(t, e)
+	id := create(t, e, "", containertypes.Config{Cmd: []string{"sh", "-c", "i=0; while [ $i -lt 150 ]; do echo $i; i=$((i+1)); sleep 0.01; done; read x; exit 6"}, OpenStdin: true}, nil)
+	if err := e.ContainerStart(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	e.ShutdownContainers()
+	e.Close()
+	time.Sleep(500 * time.Millisecond)
+	e = open()
+	t.Cleanup(func() {
+		_ = e.ContainerRemove(ctx, id, ContainerRemoveOptions{Force: true})
+		e.ShutdownContainers()
+		e.Close()
+		removeCgroupParent(parent)
+	})
+	if out, _, code, err := execRun(t, e, id, containertypes.ExecCreateRequest{Cmd: []string{"echo", "exec ok"}}, nil); err != nil || code != 0 || out != "exec ok\n" {
+		t.Fatalf("exec after restore: %q %d %v", out, code, err)
+	}
+	ch, err := e.ContainerStats(ctx, id, ContainerStatsOptions{OneShot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := <-ch; s.MemoryStats.Usage == 0 {
+		t.Fatalf("stats after restore: %+v", s.MemoryStats)
+	}
+	// Attach with stdin ends the container's read; the attach ends with it.
+	var out syncBuffer
+	err = e.ContainerAttach(ctx, id, ContainerAttachOptions{Stdin: true, Stdout: true, Stream: true,
+		Streams: func(bool) (AttachStreams, error) {
+			return AttachStreams{Stdin: strings.NewReader("go\n"), Stdout: &out, Close: func() {}}, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, e, id, containertypes.WaitConditionNotRunning); code != 6 {
+		t.Fatalf("exit %d, want 6", code)
+	}
+	got := collectLogs(t, e, id, ContainerLogsOptions{Stdout: true, Follow: true})
+	if len(got) != 150 {
+		t.Fatalf("%d lines after the restart, want 150", len(got))
+	}
+	for i, l := range got {
+		if l != "stdout:"+strconv.Itoa(i)+"\n" {
+			t.Fatalf("line %d is %q: a gap", i, l)
+		}
 	}
 }
