@@ -93,7 +93,13 @@ func (c *Container) Pid() int { return c.rec.Pid }
 func (c *Container) Bundle() string { return c.rec.Bundle }
 
 // Spec is the container's configuration as created.
-func (c *Container) Spec() *specs.Spec { return c.rec.Spec }
+func (c *Container) Spec() *specs.Spec {
+	s, err := c.rec.spec()
+	if err != nil {
+		return &specs.Spec{Process: &specs.Process{}, Linux: &specs.Linux{}}
+	}
+	return s
+}
 
 // Created is when create ran.
 func (c *Container) Created() time.Time { return c.rec.Created }
@@ -141,7 +147,9 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOptions) (_ 
 
 	c := &Container{rt: r, dir: dir, rec: &record{
 		ID: id, Bundle: bundle, Rootfs: rootfs, Status: StatusCreating, Created: time.Now().UTC(),
-		Annotations: spec.Annotations, Spec: spec,
+		Annotations: spec.Annotations, Spec: spec, OwnPidNS: hasNSNew(spec, specs.PIDNamespace),
+		Poststart: spec.Hooks != nil && len(spec.Hooks.Poststart) > 0,
+		Poststop:  spec.Hooks != nil && len(spec.Hooks.Poststop) > 0,
 	}}
 	ctx = log.With(ctx, log.KeyContainer, id)
 	if err := c.startInit(ctx, opts, &undo); err != nil {
@@ -503,9 +511,13 @@ func (c *Container) Start(ctx context.Context) error {
 	if err := c.rec.save(c.dir); err != nil {
 		return err
 	}
-	if h := c.rec.Spec.Hooks; h != nil && len(h.Poststart) > 0 {
+	if c.rec.Poststart {
+		spec, err := c.rec.spec()
+		if err != nil {
+			return err
+		}
 		st := c.ociState(specs.StateRunning)
-		if err := runHooks("poststart", h.Poststart, &st); err != nil {
+		if err := runHooks("poststart", spec.Hooks.Poststart, &st); err != nil {
 			// config.md: a failing poststart hook is a warning only.
 			log.From(ctx).Warn("poststart hook failed", log.KeyContainer, c.rec.ID, log.KeyErr, err)
 		}
@@ -627,9 +639,13 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("delete container %s: %w", c.rec.ID, err)
 	}
-	if h := c.rec.Spec.Hooks; h != nil && len(h.Poststop) > 0 {
+	if c.rec.Poststop {
+		spec, err := c.rec.spec()
+		if err != nil {
+			return err
+		}
 		s := c.ociState(specs.StateStopped)
-		if err := runHooks("poststop", h.Poststop, &s); err != nil {
+		if err := runHooks("poststop", spec.Hooks.Poststop, &s); err != nil {
 			log.From(ctx).Warn("poststop hook failed", log.KeyContainer, c.rec.ID, log.KeyErr, err)
 		}
 	}
@@ -650,7 +666,9 @@ func (c *Container) killAndWait(ctx context.Context, paused bool) error {
 	if start, _, ok := procStart(c.rec.Pid); !ok || start != c.rec.PidStart {
 		return nil // the pid was reused
 	}
-	if _, hasPidNS := hasNS(c.rec.Spec, specs.PIDNamespace); !hasPidNS || paused {
+	// Killing the init of its own pid namespace kills every process in it;
+	// otherwise (no pid namespace, or a joined one) kill the cgroup too.
+	if !c.rec.OwnPidNS || paused {
 		if mgr, err := c.cgroups(); err == nil {
 			_ = mgr.Kill(unix.SIGKILL)
 			if paused {
@@ -737,7 +755,11 @@ func (c *Container) Update(ctx context.Context, r *specs.LinuxResources) error {
 	if err := mgr.Set(r); err != nil {
 		return fmt.Errorf("update container %s: %w", c.rec.ID, err)
 	}
-	c.rec.Spec.Linux.Resources = mergeResources(c.rec.Spec.Linux.Resources, r)
+	spec, err := c.rec.spec()
+	if err != nil {
+		return err
+	}
+	spec.Linux.Resources = mergeResources(spec.Linux.Resources, r)
 	return c.rec.save(c.dir)
 }
 

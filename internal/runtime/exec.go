@@ -85,8 +85,12 @@ func (c *Container) Exec(ctx context.Context, opts ExecOptions) (*Process, error
 	if p.Terminal != (opts.ConsoleSocket != "") {
 		return nil, invalid("exec in container %s: a terminal and --console-socket go together", c.rec.ID)
 	}
+	spec, err := c.rec.spec()
+	if err != nil {
+		return nil, err
+	}
 	var cfg nsenter.Config
-	for _, ns := range c.rec.Spec.Linux.Namespaces {
+	for _, ns := range spec.Linux.Namespaces {
 		path := filepath.Join("/proc", strconv.Itoa(c.rec.Pid), "ns", procNSName[ns.Type])
 		cfg.Namespaces = append(cfg.Namespaces, specs.LinuxNamespace{Type: ns.Type, Path: path})
 	}
@@ -127,7 +131,7 @@ func (c *Container) Exec(ctx context.Context, opts ExecOptions) (*Process, error
 		return nil, fmt.Errorf("exec in container %s: cgroups: %w", c.rec.ID, err)
 	}
 	cfg2 := &initConfig{
-		ID: c.rec.ID, Exec: true, Spec: c.rec.Spec, Process: p, Rootfs: c.rec.Rootfs, Bundle: c.rec.Bundle,
+		ID: c.rec.ID, Exec: true, Spec: initSpec(spec), Process: p, Rootfs: c.rec.Rootfs, Bundle: c.rec.Bundle,
 		FirstFD: 3 + len(opts.ExtraFiles), FifoFD: -1,
 	}
 	err = ip.run(cfg2, func(m message, fds []int) error {
