@@ -54,6 +54,13 @@ func tarNames(t *testing.T, path string) []string {
 func TestDockerCLIImages(t *testing.T) {
 	d := StartDaemon(t, DaemonOptions{})
 	start := time.Now()
+	// A broken archive is refused and leaves nothing.
+	if r := d.DockerIn(t, []byte("this is not a tar archive"), "load"); r.Code != 1 || !strings.Contains(r.Stderr, "Error response from daemon") {
+		t.Errorf("load of garbage: %s", r)
+	}
+	if out := d.DockerOK(t, "images", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("images after a failed load: %q", out)
+	}
 	loadBusybox(t, d)
 
 	if out := d.DockerOK(t, "images", "--format", "{{.Repository}}:{{.Tag}}"); strings.TrimSpace(out) != "busybox:latest" {
