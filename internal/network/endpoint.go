@@ -113,6 +113,17 @@ func (m *Manager) Attach(ctx context.Context, opts AttachOptions) (AttachResult,
 func (m *Manager) attachLocked(ctx context.Context, opts AttachOptions) (AttachResult, error) {
 	var undo cleanup.Stack
 	defer undo.Unwind()
+	// Undone last of all, once the records are as they were: the rules
+	// and the record on disk written from them.
+	var ruled, saved bool
+	undo.Push(func() {
+		if ruled {
+			_ = m.applyRules()
+		}
+		if saved {
+			_ = m.save()
+		}
+	})
 	ref := opts.Network
 	if ref == "" {
 		ref = DefaultNetwork
@@ -270,11 +281,12 @@ func (m *Manager) attachLocked(ctx context.Context, opts AttachOptions) (AttachR
 		if err := m.applyRules(); err != nil {
 			return AttachResult{}, err
 		}
-		undo.Push(func() { _ = m.applyRules() })
+		ruled = true
 	}
 	if err := m.save(); err != nil {
 		return AttachResult{}, err
 	}
+	saved = true
 	res, err := m.writeFiles(sb)
 	if err != nil {
 		return AttachResult{}, err
@@ -416,6 +428,14 @@ func (m *Manager) detachLocked(ctx context.Context, ep *Endpoint, files, keepVet
 		// the namespace, its old address, now free for IPAM, cannot reach
 		// the bridge while the kernel keeps the pair alive.
 		_ = netlink.LinkSetDown(l)
+		if len(m.dying) >= 1024 { // a long-lived daemon: forget the gone
+			for name := range m.dying {
+				if _, err := netlink.LinkByName(name); err != nil {
+					delete(m.dying, name)
+				}
+			}
+		}
+		m.dying[ep.HostVeth] = true
 	}
 	m.st.Endpoints = slices.DeleteFunc(m.st.Endpoints, func(e *Endpoint) bool { return e == ep })
 	if r := m.ports[ep.ID]; r != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/internal/network/firewall"
 	"github.com/berth-dev/berth/internal/network/netns"
 	"github.com/berth-dev/berth/internal/network/portmap"
+	"github.com/vishvananda/netlink"
 )
 
 // Config says where the manager keeps its state and how the default
@@ -52,6 +53,7 @@ type Manager struct {
 	st      state
 	servers map[string]*dns.Server          // container ID → its DNS server
 	ports   map[string]*portmap.Reservation // endpoint ID → reserved host ports
+	dying   map[string]bool                 // host veths left to the kernel by Release
 }
 
 // state is what state.json holds.
@@ -155,7 +157,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 			return nil, fmt.Errorf("network: %w", err)
 		}
 	}
-	m := &Manager{cfg: cfg, servers: map[string]*dns.Server{}, ports: map[string]*portmap.Reservation{}}
+	m := &Manager{cfg: cfg, servers: map[string]*dns.Server{}, ports: map[string]*portmap.Reservation{}, dying: map[string]bool{}}
 	if err := m.load(); err != nil {
 		return nil, err
 	}
@@ -240,6 +242,22 @@ func (m *Manager) Teardown(ctx context.Context) error {
 	m.st.Networks = nil
 	errs = append(errs, firewall.Delete(m.cfg.Table), m.save(), m.saveNetworks())
 	m.closeLocked()
+	// The kernel destroys released pairs in the background; wait for
+	// them, so that "everything removed" holds when Teardown returns.
+	deadline := time.Now().Add(10 * time.Second)
+	for name := range m.dying {
+		for {
+			if _, err := netlink.LinkByName(name); err != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				errs = append(errs, fmt.Errorf("veth %s: still there after 10s", name))
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		delete(m.dying, name)
+	}
 	return errors.Join(errs...)
 }
 

@@ -171,16 +171,22 @@ func (m *Manager) createLocked(ctx context.Context, opts CreateOptions) (*Networ
 
 	var undo cleanup.Stack
 	defer undo.Unwind()
+	ruled := false
+	undo.Push(func() { // last, once the network is off the record
+		if ruled {
+			_ = m.applyRules()
+		}
+	})
 	if err := ensureBridge(n); err != nil {
 		return fail(err)
 	}
 	undo.Push(func() { _ = deleteBridge(n.Bridge) })
 	m.st.Networks = append(m.st.Networks, n)
-	undo.Push(func() { m.st.Networks = m.st.Networks[:len(m.st.Networks)-1] })
+	undo.Push(func() { m.st.Networks = slices.DeleteFunc(m.st.Networks, func(o *Network) bool { return o == n }) })
 	if err := m.applyRules(); err != nil {
 		return fail(err)
 	}
-	undo.Push(func() { _ = m.applyRules() })
+	ruled = true
 	if err := m.saveNetworks(); err != nil {
 		return fail(err)
 	}
