@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -161,7 +162,7 @@ func TestNetworkUpDown(t *testing.T) {
 	if _, _, ok := e.networkSettings(r.ID); ok {
 		t.Fatal("endpoints after networkDown")
 	}
-	if _, err := os.Stat(cn.NetnsPath); !os.IsNotExist(err) {
+	if _, err := os.Stat(cn.NetnsPath); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("netns file after networkDown: %v", err)
 	}
 	// none and host are not ours

@@ -2,6 +2,8 @@ package network_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -95,7 +97,7 @@ func TestRestartKeepsAllocationsAndCleansDead(t *testing.T) {
 	if !linkExists(live.HostVeth) {
 		t.Fatal("live container's veth removed")
 	}
-	if _, err := os.Stat(filepath.Join(cfg.ExecRoot, "netns", "dead000000000000")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(cfg.ExecRoot, "netns", "dead000000000000")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("dead container's netns file: %v", err)
 	}
 	if len(m2.Endpoints("dead000000000000")) != 0 || len(m2.Endpoints("live000000000000")) != 1 {
