@@ -367,3 +367,32 @@ func benchEngine(b *testing.B) *Engine {
 	})
 	return e
 }
+
+// A stats stream sends a sample a second with the previous one's CPU as
+// precpu_stats (the CLI's percentages), and a stopped container zeroes.
+func TestStatsStream(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := ctrEngine(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	id := runningContainer(t, e, containertypes.Config{})
+	ch, err := e.ContainerStats(ctx, id, ContainerStatsOptions{Stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := <-ch, <-ch
+	if first.PreCPUStats.SystemUsage != 0 || second.PreCPUStats.SystemUsage != first.CPUStats.SystemUsage || second.PreRead != first.Read {
+		t.Fatalf("precpu of the second sample %+v, first %+v", second.PreCPUStats, first.CPUStats)
+	}
+	cancel()
+	for range ch {
+	}
+	stopped := create(t, e, "", containertypes.Config{Cmd: []string{"true"}}, nil)
+	ch, err = e.ContainerStats(context.Background(), stopped, ContainerStatsOptions{OneShot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := <-ch; s.MemoryStats.Usage != 0 || s.ID != stopped {
+		t.Fatalf("stats of a created container %+v", s)
+	}
+}
