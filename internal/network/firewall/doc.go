@@ -1,6 +1,8 @@
 // Package firewall writes berth's nftables rules: outbound masquerade per
-// bridge subnet, isolation between bridges, --internal networks, and the
-// DNAT of published ports. Everything lives in one table of berth's own
+// bridge subnet, isolation between bridges, --internal networks, icc off,
+// the DNAT of published ports (IPv4 and IPv6, from other hosts, from the
+// host itself including 127.0.0.1, and hairpin from containers), and the
+// guard against containers reaching the host's loopback (input chain). Everything lives in one table of berth's own
 // (family inet, named by the caller: "berth" for the daemon), which Apply
 // replaces whole in one netlink transaction and Delete removes whole. Rules
 // are never edited one by one, so a crash can leave only a complete old or
@@ -12,8 +14,8 @@
 // Every table hooks into netfilter on its own: a packet passes the base
 // chains of all tables on a hook in order of chain priority (ties in an
 // unspecified order). Our chains use the standard priorities (dstnat -100
-// for prerouting and output, filter 0 for forward, srcnat 100 for
-// postrouting), as iptables-nft does, and we never touch another table.
+// for prerouting and output, filter 0 for forward and input, srcnat 100
+// for postrouting), as iptables-nft does, and we never touch another table.
 //
 // The semantics across tables are what matter:
 //   - drop is final: a drop in our forward chain (isolation, --internal)
