@@ -10,15 +10,9 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
-	"github.com/berth-dev/berth/internal/daemon"
+	"github.com/berth-dev/berth/internal/client"
 )
-
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
 
 func newSaveCommand(g *globals) *cobra.Command {
 	var output string
@@ -27,12 +21,20 @@ func newSaveCommand(g *globals) *cobra.Command {
 		Short: "Save one or more images to a tar archive (streamed to STDOUT by default)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withEngine(cmd, func(ctx context.Context, e *daemon.Engine) error {
+			if output == "" || output == "-" {
+				if f, ok := cmd.OutOrStdout().(*os.File); ok && isTerminal(f) {
+					return localError{errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")}
+				}
+			}
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				rc, err := c.ImageSave(ctx, args...)
+				if err != nil {
+					return err
+				}
+				defer rc.Close()
 				if output == "" || output == "-" {
-					if f, ok := cmd.OutOrStdout().(*os.File); ok && isTerminal(f) {
-						return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-					}
-					return e.ImageSave(ctx, daemon.ImageSaveOptions{Refs: args, Output: cmd.OutOrStdout()})
+					_, err := io.Copy(cmd.OutOrStdout(), rc)
+					return err
 				}
 				// Write beside the target and rename, so a failed save
 				// leaves no half-written archive under its name.
@@ -41,9 +43,9 @@ func newSaveCommand(g *globals) *cobra.Command {
 					return fmt.Errorf("save: %w", err)
 				}
 				defer os.Remove(tmp.Name())
-				if err := e.ImageSave(ctx, daemon.ImageSaveOptions{Refs: args, Output: tmp}); err != nil {
+				if _, err := io.Copy(tmp, rc); err != nil {
 					tmp.Close()
-					return err
+					return fmt.Errorf("save: %w", err)
 				}
 				if err := tmp.Chmod(0o644); err != nil {
 					tmp.Close()
@@ -81,22 +83,17 @@ func newLoadCommand(g *globals) *cobra.Command {
 			} else if f, ok := in.(*os.File); ok && isTerminal(f) {
 				return errors.New("requested load from stdin, but stdin is empty")
 			}
-			return g.withEngine(cmd, func(ctx context.Context, e *daemon.Engine) error {
-				res, err := e.ImageLoad(ctx, daemon.ImageLoadOptions{Input: in, Platform: platform})
+			if platform != "" {
+				return usageErr("load --platform: not supported by berth's API client yet")
+			}
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				lines, err := c.ImageLoad(ctx, in)
 				if err != nil {
 					return err
 				}
 				out := cmd.OutOrStdout()
-				for _, im := range res.Images {
-					if len(im.RepoTags) == 0 {
-						fmt.Fprintln(out, "Loaded image ID:", im.ID)
-					}
-					for _, t := range im.RepoTags {
-						if old, ok := im.Moved[t]; ok {
-							fmt.Fprintf(out, "The image %s already exists, renaming the old one with ID %s to empty string\n", t, old)
-						}
-						fmt.Fprintln(out, "Loaded image:", t)
-					}
+				for _, l := range lines {
+					fmt.Fprintln(out, l)
 				}
 				_ = quiet // docker's -q only hides progress, which berth's load does not print
 				return nil
@@ -135,12 +132,12 @@ func newImportCommand(g *globals) *cobra.Command {
 			if len(args) == 2 {
 				ref = args[1]
 			}
-			return g.withEngine(cmd, func(ctx context.Context, e *daemon.Engine) error {
-				res, err := e.ImageImport(ctx, daemon.ImageImportOptions{Source: src, Reference: ref, Changes: changes, Message: message, Platform: platform})
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				id, err := c.ImageImport(ctx, src, client.ImportOptions{Reference: ref, Changes: changes, Message: message, Platform: platform})
 				if err != nil {
 					return err
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), res.ID)
+				fmt.Fprintln(cmd.OutOrStdout(), id)
 				return nil
 			})
 		},

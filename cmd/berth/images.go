@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/berth-dev/berth/internal/daemon"
+	"github.com/berth-dev/berth/internal/client"
 	"github.com/berth-dev/berth/internal/image"
 )
 
@@ -35,20 +34,20 @@ func newImagesCommand(g *globals, use string) *cobra.Command {
 		Aliases: aliases(use, "ls", "list"),
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := daemon.ParseFilters(filters)
+			f, err := parseFilters(filters)
 			if err != nil {
 				return err
 			}
 			if len(args) == 1 {
 				f["reference"] = append(f["reference"], args[0])
 			}
-			return g.withEngine(cmd, func(ctx context.Context, e *daemon.Engine) error {
-				res, err := e.ImageList(ctx, daemon.ImageListOptions{Filters: f})
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				images, err := c.ImageList(ctx, f)
 				if err != nil {
 					return err
 				}
 				var rows []map[string]string
-				for _, im := range res.Images {
+				for _, im := range images {
 					id := im.ID
 					if !noTrunc {
 						id = strings.TrimPrefix(id, "sha256:")[:12]
@@ -126,43 +125,14 @@ func imageRows(tags, digests []string, showDigests bool) [][3]string {
 	return rows
 }
 
-func newInspectCommand(g *globals) *cobra.Command {
+func newImageInspectCommand(g *globals) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
 		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Display detailed information on one or more images",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withEngine(cmd, func(ctx context.Context, e *daemon.Engine) error {
-				var docs []any
-				var errs []error
-				for _, ref := range args {
-					r, err := e.ImageInspect(ctx, ref)
-					if err != nil {
-						errs = append(errs, err)
-						continue
-					}
-					docs = append(docs, r.InspectResponse)
-				}
-				out := cmd.OutOrStdout()
-				if format != "" {
-					for _, d := range docs {
-						if err := execTemplate(out, format, d); err != nil {
-							return err
-						}
-					}
-				} else {
-					if docs == nil {
-						docs = []any{}
-					}
-					b, err := json.MarshalIndent(docs, "", "    ")
-					if err != nil {
-						return err
-					}
-					fmt.Fprintln(out, string(b))
-				}
-				return errors.Join(errs...)
-			})
+			return inspectObjects(cmd, g, "image", format, args)
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "format output using a Go template")
@@ -179,8 +149,8 @@ func newHistoryCommand(g *globals) *cobra.Command {
 		Short: "Show the history of an image",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withEngine(cmd, func(ctx context.Context, e *daemon.Engine) error {
-				items, err := e.ImageHistory(ctx, args[0])
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				items, err := c.ImageHistory(ctx, args[0])
 				if err != nil {
 					return err
 				}
@@ -233,8 +203,8 @@ func newTagCommand(g *globals) *cobra.Command {
 		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withEngine(cmd, func(ctx context.Context, e *daemon.Engine) error {
-				return e.ImageTag(ctx, daemon.ImageTagOptions{Source: args[0], Target: args[1]})
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				return c.ImageTag(ctx, args[0], args[1])
 			})
 		},
 	}
@@ -248,12 +218,12 @@ func newRmiCommand(g *globals, use string) *cobra.Command {
 		Aliases: aliases(use, "rm", "remove"),
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withEngine(cmd, func(ctx context.Context, e *daemon.Engine) error {
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				var errs []error
 				out := cmd.OutOrStdout()
 				for _, ref := range args {
-					res, err := e.ImageRemove(ctx, ref, daemon.ImageRemoveOptions{Force: force})
-					for _, it := range res.Items {
+					items, err := c.ImageRemove(ctx, ref, force)
+					for _, it := range items {
 						if it.Untagged != "" {
 							fmt.Fprintln(out, "Untagged:", it.Untagged)
 						}
@@ -284,9 +254,12 @@ func newPruneCommand(g *globals) *cobra.Command {
 		Short: "Remove unused images",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := daemon.ParseFilters(filters)
+			f, err := parseFilters(filters)
 			if err != nil {
 				return err
+			}
+			if all {
+				f["dangling"] = []string{"false"}
 			}
 			if !force {
 				warning := "WARNING! This will remove all dangling images."
@@ -300,8 +273,8 @@ func newPruneCommand(g *globals) *cobra.Command {
 					return nil
 				}
 			}
-			return g.withEngine(cmd, func(ctx context.Context, e *daemon.Engine) error {
-				res, err := e.ImagePrune(ctx, daemon.ImagePruneOptions{All: all, Filters: f})
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				res, err := c.ImagePrune(ctx, f)
 				if err != nil {
 					return err
 				}

@@ -12,8 +12,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-dev/berth/internal/daemon"
-	"github.com/berth-dev/berth/internal/distribution"
+	"github.com/moby/moby/api/types/registry"
+
+	"github.com/berth-dev/berth/internal/client"
 	"github.com/berth-dev/berth/internal/distribution/credentials"
 )
 
@@ -70,9 +71,9 @@ func newLoginCommand(g *globals) *cobra.Command {
 			if user == "" || password == "" {
 				return errors.New("username and password are required")
 			}
-			auth := distribution.AuthConfig{Username: user, Password: password}
-			return g.withEngine(cmd, func(ctx context.Context, e *daemon.Engine) error {
-				res, err := e.Login(ctx, daemon.LoginOptions{Registry: server, Auth: auth})
+			auth := registry.AuthConfig{Username: user, Password: password, ServerAddress: server}
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				res, err := c.Login(ctx, auth)
 				if err != nil {
 					return err
 				}

@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/spf13/cobra"
 
-	"github.com/berth-dev/berth/internal/daemon"
+	"github.com/berth-dev/berth/internal/client"
 	"github.com/berth-dev/berth/internal/distribution"
 	"github.com/berth-dev/berth/internal/distribution/credentials"
 	"github.com/berth-dev/berth/internal/distribution/display"
@@ -28,38 +32,15 @@ func newPullCommand(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			named, err := image.ParseReference(args[0])
 			if err != nil {
-				return err
+				return localError{err}
 			}
-			out := cmd.OutOrStdout()
-			auth, err := storedAuth(reference.Domain(named))
-			if err != nil {
-				return err
+			if all {
+				// The API pulls all tags when no tag is given; berth's
+				// daemon does not serve that yet (it answers 501).
+				return usageErr("pull --all-tags: not supported by berth yet")
 			}
-			return g.withEngine(cmd, func(ctx context.Context, e *daemon.Engine) error {
-				if !all {
-					_, err := pullOne(ctx, e, out, args[0], named, platform, auth, quiet)
-					return err
-				}
-				if _, ok := named.(reference.Digested); ok {
-					return fmt.Errorf("tag can't be used with --all-tags/-a")
-				}
-				tags, err := e.Registry().Tags(ctx, named, auth)
-				if err != nil {
-					return err
-				}
-				for _, tag := range tags {
-					tn, err := reference.WithTag(reference.TrimNamed(named), tag)
-					if err != nil {
-						return err
-					}
-					if _, err := pullOne(ctx, e, out, tn.String(), tn, platform, auth, quiet); err != nil {
-						return err
-					}
-				}
-				if !quiet {
-					fmt.Fprintf(out, "All tags of %s are pulled\n", reference.FamiliarName(named))
-				}
-				return nil
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				return pullImage(ctx, c, cmd.OutOrStdout(), args[0], named, platform, quiet)
 			})
 		},
 	}
@@ -70,33 +51,59 @@ func newPullCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// pullOne pulls one reference, printing what docker pull prints: a header,
-// per-layer progress (bars on a terminal, status lines otherwise), the
-// digest, the status line and the full reference.
-func pullOne(ctx context.Context, e *daemon.Engine, out io.Writer, arg string, named reference.Named, platform string, auth *distribution.AuthConfig, quiet bool) (daemon.PullResult, error) {
-	opts := daemon.PullOptions{Platform: platform, Auth: auth}
+// pullImage pulls one reference through the daemon, printing what docker
+// pull prints: per-layer progress (bars on a terminal, status lines
+// otherwise), the digest, the status line and the full reference.
+func pullImage(ctx context.Context, c *client.Client, out io.Writer, arg string, named reference.Named, platform string, quiet bool) error {
+	auth, err := storedAuth(reference.Domain(named))
+	if err != nil {
+		return err
+	}
+	opts := client.PullOptions{Platform: platform, Auth: auth}
 	if !quiet {
-		if t, ok := named.(reference.Tagged); ok {
-			if _, explicit := parsedTag(arg); !explicit {
+		if _, explicit := parsedTag(arg); !explicit {
+			if t, ok := named.(reference.Tagged); ok {
 				fmt.Fprintf(out, "Using default tag: %s\n", t.Tag())
 			}
-			fmt.Fprintf(out, "%s: Pulling from %s\n", t.Tag(), reference.Path(named))
-		} else if d, ok := named.(reference.Digested); ok {
-			fmt.Fprintf(out, "%s: Pulling from %s\n", d.Digest(), reference.Path(named))
 		}
-		f, isFile := out.(*os.File)
-		opts.Progress = display.New(out, isFile && isTerminal(f)).Update
+		opts.Progress = newProgress(out).show
 	}
-	res, err := e.Pull(ctx, named.String(), opts)
-	if err != nil {
-		return res, err
+	if err := c.ImagePull(ctx, named.String(), opts); err != nil {
+		return err
 	}
-	if !quiet {
-		fmt.Fprintf(out, "Digest: %s\n", res.Digest)
-		fmt.Fprintf(out, "Status: %s\n", res.Status)
+	fmt.Fprintln(out, named.String())
+	return nil
+}
+
+// progress renders the daemon's JSON progress messages as docker does:
+// layer updates go to the registry engineer's display (bars in place on
+// a terminal, one line per status change otherwise), other statuses are
+// printed as lines.
+type progress struct {
+	w io.Writer
+	d *display.Display
+}
+
+func newProgress(w io.Writer) *progress {
+	f, isFile := w.(*os.File)
+	return &progress{w: w, d: display.New(w, isFile && isTerminal(f))}
+}
+
+func (p *progress) show(m jsonstream.Message) {
+	switch {
+	case m.Stream != "":
+		fmt.Fprint(p.w, m.Stream)
+	case m.ID != "" && strings.HasPrefix(m.Status, "Pulling from "):
+		fmt.Fprintf(p.w, "%s: %s\n", m.ID, m.Status)
+	case m.ID != "" && m.Status != "":
+		u := distribution.Progress{ID: m.ID, Status: distribution.Status(m.Status), Time: time.Now()}
+		if m.Progress != nil {
+			u.Current, u.Total = m.Progress.Current, m.Progress.Total
+		}
+		p.d.Update(u)
+	case m.Status != "":
+		fmt.Fprintln(p.w, m.Status)
 	}
-	fmt.Fprintln(out, res.Name)
-	return res, nil
 }
 
 // parsedTag says whether the user wrote a tag (docker prints "Using
@@ -113,8 +120,9 @@ func parsedTag(arg string) (string, bool) {
 }
 
 // storedAuth reads the credential docker (or berth login) stored for
-// registry; none is anonymous (nil).
-func storedAuth(registry string) (*distribution.AuthConfig, error) {
+// registry; none is anonymous (nil). The daemon gets it in the
+// X-Registry-Auth header, as from docker.
+func storedAuth(server string) (*registry.AuthConfig, error) {
 	path, err := credentials.DefaultPath()
 	if err != nil {
 		return nil, nil //nolint:nilerr // no home directory: pull anonymously
@@ -123,9 +131,9 @@ func storedAuth(registry string) (*distribution.AuthConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, ok, err := f.Get(registry)
+	a, ok, err := f.Get(server)
 	if err != nil || !ok {
 		return nil, err
 	}
-	return &distribution.AuthConfig{Username: a.Username, Password: a.Password, IdentityToken: a.IdentityToken}, nil
+	return &registry.AuthConfig{Username: a.Username, Password: a.Password, IdentityToken: a.IdentityToken, ServerAddress: server}, nil
 }

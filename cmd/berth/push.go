@@ -3,13 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/spf13/cobra"
 
-	"github.com/berth-dev/berth/internal/daemon"
-	"github.com/berth-dev/berth/internal/distribution/display"
+	"github.com/berth-dev/berth/internal/client"
 	"github.com/berth-dev/berth/internal/image"
 )
 
@@ -22,29 +21,24 @@ func newPushCommand(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			named, err := image.ParseTag(args[0])
 			if err != nil {
-				return err
+				return localError{err}
 			}
 			auth, err := storedAuth(reference.Domain(named))
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			return g.withEngine(cmd, func(ctx context.Context, e *daemon.Engine) error {
-				opts := daemon.PushOptions{Auth: auth}
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				var show func(jsonstream.Message)
 				if !quiet {
-					fmt.Fprintf(out, "The push refers to repository [%s]\n", reference.TrimNamed(named).String())
-					f, isFile := out.(*os.File)
-					opts.Progress = display.New(out, isFile && isTerminal(f)).Update
+					show = newProgress(out).show
 				}
-				res, err := e.Push(ctx, named.String(), opts)
-				if err != nil {
+				if _, err := c.ImagePush(ctx, named.String(), auth, show); err != nil {
 					return err
 				}
 				if quiet {
 					fmt.Fprintln(out, reference.FamiliarString(named))
-					return nil
 				}
-				fmt.Fprintf(out, "%s: digest: %s size: %d\n", res.Tag, res.Digest, res.Size)
 				return nil
 			})
 		},
