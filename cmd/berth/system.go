@@ -15,10 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/internal/client"
+	buildversion "github.com/berth-dev/berth/internal/version"
 )
-
-// version is berth's version; the build may set it with -ldflags.
-var version = "dev"
 
 func newVersionCommand(g *globals) *cobra.Command {
 	var format string
@@ -31,7 +29,7 @@ func newVersionCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			clientInfo := map[string]any{"Version": version, "ApiVersion": client.MaxAPIVersion, "GoVersion": runtime.Version(),
+			clientInfo := map[string]any{"Version": buildversion.Version, "ApiVersion": client.MaxAPIVersion, "GoVersion": runtime.Version(),
 				"Os": runtime.GOOS, "Arch": runtime.GOARCH}
 			sv, serr := c.ServerVersion(cmd.Context())
 			out := cmd.OutOrStdout()
@@ -46,7 +44,7 @@ func newVersionCommand(g *globals) *cobra.Command {
 				return serr
 			}
 			fmt.Fprintf(out, "Client:\n Version:           %s\n API version:       %s\n Go version:        %s\n OS/Arch:           %s/%s\n",
-				version, c.APIVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+				buildversion.Version, c.APIVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			if serr != nil {
 				return serr
 			}
