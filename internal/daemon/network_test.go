@@ -5,13 +5,16 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"io/fs"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	containertypes "github.com/moby/moby/api/types/container"
 	networktypes "github.com/moby/moby/api/types/network"
@@ -206,5 +209,78 @@ func TestPrepareNetworkFitsTheSpec(t *testing.T) {
 		t.Fatalf("host mode changed the spec: %+v %v", spec2, err)
 	} else {
 		undo2()
+	}
+}
+
+// TestContainersByNameAndPublishedPort runs real containers through the
+// engine on a user network: one serves HTTP with a port published on
+// 127.0.0.1, another fetches it by its network alias through the embedded
+// DNS, and the host fetches it through the published port.
+func TestContainersByNameAndPublishedPort(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := ctrEngine(t)
+	ctx := context.Background()
+	c, _ := e.ctrs()
+	cfg := NetworkConfig{ExecRoot: c.cfg.ExecRoot, DefaultBridge: "bn" + netTag(),
+		DefaultSubnet: netip.MustParsePrefix("10.221.0.0/24"), Table: "berth_n" + netTag()}
+	if err := e.InitNetworks(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, ct := range c.store.List() {
+			_ = e.ContainerRemove(ctx, ct.ID(), ContainerRemoveOptions{Force: true})
+		}
+		if err := e.TeardownNetworks(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	net := "app-" + netTag()
+	if _, err := e.NetworkCreate(ctx, networktypes.CreateRequest{Name: net, Options: map[string]string{"com.docker.network.bridge.name": "bna" + netTag()}}); err != nil {
+		t.Fatal(err)
+	}
+	p := networktypes.MustParsePort("80/tcp")
+	web, err := e.ContainerCreate(ctx, ContainerCreateOptions{Name: "web",
+		Config: &containertypes.Config{Image: "busybox", Cmd: []string{"sh", "-c", "mkdir -p /tmp/www && echo hello-web > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www"}},
+		HostConfig: &containertypes.HostConfig{NetworkMode: containertypes.NetworkMode(net),
+			PortBindings: networktypes.PortMap{p: {{HostIP: netip.MustParseAddr("127.0.0.1")}}}},
+		NetworkingConfig: &networktypes.NetworkingConfig{EndpointsConfig: map[string]*networktypes.EndpointSettings{net: {Aliases: []string{"www"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ContainerStart(ctx, web.ID); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := e.ContainerInspect(ctx, web.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := ins.NetworkSettings.Ports[p]
+	if len(bs) != 1 || bs[0].HostPort == "" || bs[0].HostPort == "0" {
+		t.Fatalf("ports %+v", ins.NetworkSettings.Ports)
+	}
+	url := "http://127.0.0.1:" + bs[0].HostPort + "/"
+	var body []byte
+	for i := 0; ; i++ { // until httpd listens
+		resp, err := http.Get(url)
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			break
+		}
+		if i > 100 {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if string(body) != "hello-web\n" {
+		t.Fatalf("GET %s: %q", url, body)
+	}
+	client := create(t, e, "client", containertypes.Config{Cmd: []string{"sh", "-c", "wget -q -O- http://www/ && wget -q -O- http://web/; exit $?"}},
+		&containertypes.HostConfig{NetworkMode: containertypes.NetworkMode(net)})
+	if err := e.ContainerStart(ctx, client); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, e, client, containertypes.WaitConditionNotRunning); code != 0 {
+		t.Fatalf("client by name: exit %d", code)
 	}
 }
