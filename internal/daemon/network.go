@@ -589,51 +589,11 @@ func (e *Engine) NetworksPrune(ctx context.Context, f Filters) ([]string, error)
 	return removed, nil
 }
 
-// NetworkConnect is `network connect` of a running container that has a
-// network of ours.
+// NetworkConnect is `network connect`: a running container is attached
+// at once; either way the connection is kept in the container's record
+// (its Endpoints), so that every later start attaches it too.
 func (e *Engine) NetworkConnect(ctx context.Context, netRef string, req networktypes.ConnectRequest) error {
 	m, err := e.netManager()
-	if err != nil {
-		return err
-	}
-	ct, _, err := e.lookup(req.Container)
-	if err != nil {
-		return err
-	}
-	r := ct.Snapshot()
-	if _, ours := bridgeMode(r.HostConfig.NetworkMode); !ours {
-		return fmt.Errorf("container sharing network namespace with another container or host cannot be connected to any other network: %w", errdefs.ErrForbidden)
-	}
-	if !r.State.IsRunning() {
-		// A stopped container would need the connection kept in its record
-		// for its next start; the record has no place for it yet.
-		return fmt.Errorf("connect container %s: only running containers can be connected: %w", r.Name, errdefs.ErrNotImplemented)
-	}
-	opts := bnet.AttachOptions{ContainerID: r.ID, Name: r.Name, Network: netRef}
-	if es := req.EndpointConfig; es != nil {
-		opts.Aliases = es.Aliases
-		if es.IPAMConfig != nil {
-			opts.IPv4, opts.IPv6 = es.IPAMConfig.IPv4Address, es.IPAMConfig.IPv6Address
-		}
-		if len(es.MacAddress) > 0 {
-			opts.MAC = net.HardwareAddr(es.MacAddress)
-		}
-	}
-	res, err := m.Attach(ctx, opts)
-	if err != nil {
-		return err
-	}
-	e.emitNetwork(ctx, evtypes.ActionConnect, res.Endpoint.NetworkID, res.Endpoint.NetworkName, r.ID)
-	return nil
-}
-
-// NetworkDisconnect is `network disconnect`.
-func (e *Engine) NetworkDisconnect(ctx context.Context, netRef string, req networktypes.DisconnectRequest) error {
-	m, err := e.netManager()
-	if err != nil {
-		return err
-	}
-	ct, _, err := e.lookup(req.Container)
 	if err != nil {
 		return err
 	}
@@ -641,9 +601,91 @@ func (e *Engine) NetworkDisconnect(ctx context.Context, netRef string, req netwo
 	if err != nil {
 		return fmt.Errorf("network %s not found: %w", netRef, errdefs.ErrNotFound)
 	}
-	if err := m.Detach(ctx, ct.ID(), info.ID); err != nil {
+	ct, _, err := e.lookup(req.Container)
+	if err != nil {
 		return err
 	}
-	e.emitNetwork(ctx, evtypes.ActionDisconnect, info.ID, info.Name, ct.ID())
+	// The container's lock, then the manager's: the order start uses.
+	ct.Lock()
+	defer ct.Unlock()
+	r := ct.R()
+	primary, ours := bridgeMode(r.HostConfig.NetworkMode)
+	if !ours {
+		return fmt.Errorf("container sharing network namespace with another container or host cannot be connected to any other network: %w", errdefs.ErrForbidden)
+	}
+	if _, dup := r.Endpoints[info.Name]; dup || primary == info.Name || primary == info.ID {
+		return fmt.Errorf("endpoint with name %s already exists in network %s: %w", r.Name, info.Name, errdefs.ErrConflict)
+	}
+	es := req.EndpointConfig
+	if es == nil {
+		es = &networktypes.EndpointSettings{}
+	}
+	if r.State.IsRunning() {
+		opts := bnet.AttachOptions{ContainerID: r.ID, Name: r.Name, Network: info.ID, Aliases: es.Aliases}
+		if es.IPAMConfig != nil {
+			opts.IPv4, opts.IPv6 = es.IPAMConfig.IPv4Address, es.IPAMConfig.IPv6Address
+		}
+		if len(es.MacAddress) > 0 {
+			opts.MAC = net.HardwareAddr(es.MacAddress)
+		}
+		if _, err := m.Attach(ctx, opts); err != nil {
+			return err
+		}
+	}
+	if r.Endpoints == nil {
+		r.Endpoints = map[string]*networktypes.EndpointSettings{}
+	}
+	r.Endpoints[info.Name] = es
+	if err := ct.Save(); err != nil {
+		if r.State.IsRunning() {
+			_ = m.Detach(context.WithoutCancel(ctx), r.ID, info.ID)
+		}
+		delete(r.Endpoints, info.Name)
+		return err
+	}
+	e.emitNetwork(ctx, evtypes.ActionConnect, info.ID, info.Name, r.ID)
+	return nil
+}
+
+// NetworkDisconnect is `network disconnect`: a running container is
+// detached at once, and the connection leaves its record. The network of
+// its network mode can be left only while it runs (until its next start).
+func (e *Engine) NetworkDisconnect(ctx context.Context, netRef string, req networktypes.DisconnectRequest) error {
+	m, err := e.netManager()
+	if err != nil {
+		return err
+	}
+	info, err := m.Inspect(netRef)
+	if err != nil {
+		return fmt.Errorf("network %s not found: %w", netRef, errdefs.ErrNotFound)
+	}
+	ct, _, err := e.lookup(req.Container)
+	if err != nil {
+		return err
+	}
+	ct.Lock()
+	defer ct.Unlock()
+	r := ct.R()
+	primary, _ := bridgeMode(r.HostConfig.NetworkMode)
+	_, recorded := r.Endpoints[info.Name]
+	if r.State.IsRunning() {
+		if err := m.Detach(ctx, r.ID, info.ID); err != nil {
+			return err
+		}
+	} else if !recorded {
+		if primary == info.Name || primary == info.ID {
+			return fmt.Errorf("disconnect %s from %s: it is the container's network mode; change it with a new container: %w", r.Name, info.Name, errdefs.ErrNotImplemented)
+		}
+		return fmt.Errorf("container %s is not connected to network %s: %w", r.Name, info.Name, errdefs.ErrNotFound)
+	}
+	if recorded {
+		es := r.Endpoints[info.Name]
+		delete(r.Endpoints, info.Name)
+		if err := ct.Save(); err != nil {
+			r.Endpoints[info.Name] = es
+			return err
+		}
+	}
+	e.emitNetwork(ctx, evtypes.ActionDisconnect, info.ID, info.Name, r.ID)
 	return nil
 }

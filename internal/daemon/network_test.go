@@ -283,4 +283,44 @@ func TestContainersByNameAndPublishedPort(t *testing.T) {
 	if code := waitExit(t, e, client, containertypes.WaitConditionNotRunning); code != 0 {
 		t.Fatalf("client by name: exit %d", code)
 	}
+
+	// connect a running container to a second network, under an alias
+	net2 := "back-" + netTag()
+	if _, err := e.NetworkCreate(ctx, networktypes.CreateRequest{Name: net2, Options: map[string]string{"com.docker.network.bridge.name": "bnb" + netTag()}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.NetworkConnect(ctx, net2, networktypes.ConnectRequest{Container: "web", EndpointConfig: &networktypes.EndpointSettings{Aliases: []string{"w2"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.NetworkConnect(ctx, net2, networktypes.ConnectRequest{Container: "web"}); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("second connect: %v", err)
+	}
+	if nets, _, _ := e.networkSettings(web.ID); len(nets) != 2 || nets[net2] == nil {
+		t.Fatalf("after connect: %+v", nets)
+	}
+	c2 := create(t, e, "c2", containertypes.Config{Cmd: []string{"sh", "-c", "wget -q -O- http://w2/; exit $?"}},
+		&containertypes.HostConfig{NetworkMode: containertypes.NetworkMode(net2)})
+	if err := e.ContainerStart(ctx, c2); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, e, c2, containertypes.WaitConditionNotRunning); code != 0 {
+		t.Fatalf("by the alias of a connected network: exit %d", code)
+	}
+	if err := e.NetworkDisconnect(ctx, net2, networktypes.DisconnectRequest{Container: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	if nets, _, _ := e.networkSettings(web.ID); len(nets) != 1 {
+		t.Fatalf("after disconnect: %+v", nets)
+	}
+	// a stopped container: the connection waits in its record for start
+	later := create(t, e, "later", containertypes.Config{Cmd: []string{"sleep", "100"}}, nil)
+	if err := e.NetworkConnect(ctx, net2, networktypes.ConnectRequest{Container: later}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ContainerStart(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	if nets, _, _ := e.networkSettings(later); len(nets) != 2 || nets["bridge"] == nil || nets[net2] == nil {
+		t.Fatalf("stopped container connected, then started: %+v", nets)
+	}
 }
