@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -331,5 +332,55 @@ func TestCLIRunTerminalProxy(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "/dev/pts/0") {
 		t.Fatalf("run with a terminal: %v: %q", err, out)
+	}
+}
+
+// --preserve-fds passes the caller's fd 3 into the container; exec
+// --detach --pid-file returns at once with the pid written; kill --all
+// reaches every process of the container.
+func TestCLIPreserveFDsDetachAndKillAll(t *testing.T) {
+	testutil.RequireRoot(t)
+	c := newCLI(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b := bundle(t, "/bin/sh", "-c", "echo through-fd3 >&3; exec sleep 600")
+	cmd := exec.Command(c.bin, "--root", c.root, "create", "--preserve-fds", "1", "--bundle", b, "keep")
+	cmd.ExtraFiles = []*os.File{w}
+	devnull, _ := os.Open(os.DevNull)
+	defer devnull.Close()
+	errf, _ := os.CreateTemp(t.TempDir(), "err")
+	defer errf.Close()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, errf
+	if err := cmd.Run(); err != nil {
+		msg, _ := os.ReadFile(errf.Name())
+		t.Fatalf("create: %v: %s", err, msg)
+	}
+	w.Close()
+	t.Cleanup(func() { c.destroy("keep") })
+	c.ok("start", "keep")
+	buf := make([]byte, 64)
+	n, _ := r.Read(buf)
+	if got := strings.TrimSpace(string(buf[:n])); got != "through-fd3" {
+		t.Fatalf("read from the preserved fd: %q", got)
+	}
+	pidFile := filepath.Join(t.TempDir(), "exec.pid")
+	c.ok("exec", "--detach", "--pid-file", pidFile, "keep", "sleep", "500")
+	raw, err := os.ReadFile(pidFile)
+	if err != nil || len(raw) == 0 {
+		t.Fatalf("exec pid file: %q %v", raw, err)
+	}
+	var pids []int
+	if err := json.Unmarshal([]byte(c.ok("ps", "--format", "json", "keep")), &pids); err != nil || len(pids) != 2 {
+		t.Fatalf("ps after exec --detach: %v %v", pids, err)
+	}
+	c.ok("kill", "--all", "keep", "9")
+	// Both the init and the exec'd process were re-parented to us.
+	reapChildren(5 * time.Second)
+	var st specs.State
+	if err := json.Unmarshal([]byte(c.ok("state", "keep")), &st); err != nil || st.Status != "stopped" {
+		t.Fatalf("state after kill --all: %+v %v", st, err)
 	}
 }
