@@ -142,3 +142,22 @@ func TestDuplicateIDAndBadID(t *testing.T) {
 		}
 	}
 }
+
+// Two state roots, one id: the default cgroup would be shared, so the
+// second create fails and leaves the first container alone.
+func TestSameIDInAnotherRootRefused(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	a := startSleeper(t, newRuntime(t), "twin", nil)
+	rt2 := newRuntime(t)
+	_, err := rt2.Create(ctx, "twin", CreateOptions{Bundle: a.Bundle()})
+	if !errors.Is(err, errdefs.ErrAlreadyExists) || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("create of the same id under another root: %v", err)
+	}
+	if a.Status() != StatusRunning {
+		t.Fatalf("the first container is %s", a.Status())
+	}
+	if pids, err := a.Processes(ctx); err != nil || len(pids) != 1 {
+		t.Fatalf("the first container's cgroup: %v %v", pids, err)
+	}
+}

@@ -247,6 +247,11 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 	if err := mgr.Apply(-1); err != nil {
 		return fmt.Errorf("cgroups: %w", err)
 	}
+	// The default cgroup is named after the id alone, so a container of
+	// the same id under another state root would share it: refuse.
+	if pids, err := mgr.Pids(); err == nil && len(pids) > 0 {
+		return fmt.Errorf("cgroup %v is in use by pids %v: %w", mgr.Paths(), pids, errdefs.ErrAlreadyExists)
+	}
 	undo.Push(func() {
 		if err := mgr.Destroy(); err != nil {
 			log.From(ctx).Warn("remove cgroup after a failed create", log.KeyErr, err)
