@@ -285,6 +285,11 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 	if err := mgr.Set(res); err != nil {
 		return fmt.Errorf("cgroups: %w", err)
 	}
+	// With the pid and cgroups recorded, a create that dies half-way can
+	// still be removed with delete.
+	c.rec.Cgroups = mgr.Paths()
+	c.rec.Pid = p.pid
+	c.rec.PidStart, _, _ = procStart(p.pid)
 	if err := c.rec.save(c.dir); err != nil {
 		return err
 	}
@@ -293,9 +298,6 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 			return fmt.Errorf("cgroups: %w", err)
 		}
 	}
-	c.rec.Cgroups = mgr.Paths()
-	c.rec.Pid = p.pid
-	c.rec.PidStart, _, _ = procStart(p.pid)
 
 	hasRuntimeHooks := spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0) //nolint:staticcheck // prestart is deprecated but still ours to run
 	state := c.ociState(specs.StateCreating)
