@@ -24,7 +24,6 @@ import (
 
 	"github.com/berth-dev/berth/internal/api"
 	"github.com/berth-dev/berth/internal/daemon"
-	"github.com/berth-dev/berth/internal/distribution"
 	"github.com/berth-dev/berth/internal/log"
 )
 
@@ -219,7 +218,7 @@ func runDaemon(ctx context.Context, st daemonSettings) error {
 	}
 	defer os.Remove(st.pidfile)
 
-	e, err := daemon.New(ctx, daemon.Config{Root: st.root, StorageDriver: st.storageDriver})
+	e, err := daemon.New(ctx, daemon.Config{Root: st.root, StorageDriver: st.storageDriver, InsecureRegistries: st.insecureRegistries})
 	if err != nil {
 		return err
 	}
@@ -228,7 +227,6 @@ func runDaemon(ctx context.Context, st daemonSettings) error {
 			log.From(ctx).Warn("daemon: close engine", log.KeyErr, err)
 		}
 	}()
-	e.ConfigureRegistries(distribution.Config{Insecure: st.insecureRegistries})
 	var warnings []string
 	for _, u := range addrs {
 		if u.Scheme == "tcp" && !st.tlsVerify && st.tlsCert == "" {
@@ -245,7 +243,7 @@ func runDaemon(ctx context.Context, st daemonSettings) error {
 	}
 	defer e.ShutdownContainers()
 
-	srv := api.New(api.Config{Backend: api.Backend{Images: daemon.Evented{Engine: e}, System: e, Containers: containerAPI{e}, Exec: execAPI{e}}})
+	srv := api.New(api.Config{Backend: api.Backend{Images: e, System: e, Containers: containerAPI{e}, Exec: execAPI{e}}})
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,

@@ -18,8 +18,8 @@ import (
 	"github.com/berth-dev/berth/internal/errdefs"
 )
 
-// imageBackend is the image side of the Engine (daemon.Evented, so the
-// calls also publish events). Methods are safe for concurrent use and
+// imageBackend is the image side of the Engine (its calls also publish
+// image events). Methods are safe for concurrent use and
 // return errdefs classes: ErrNotFound for an unknown image, ErrConflict
 // for a removal that needs force, ErrInvalidArgument for a bad reference
 // or archive, ErrUnauthorized for a refused registry credential.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/berth-dev/berth/internal/cleanup"
 	"github.com/berth-dev/berth/internal/content"
+	"github.com/berth-dev/berth/internal/distribution"
+	"github.com/berth-dev/berth/internal/events"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/snapshot"
 	"github.com/berth-dev/berth/internal/snapshot/drivers"
@@ -23,6 +25,30 @@ type Config struct {
 	Root string
 	// StorageDriver is "overlay", "vfs" (the copy driver), or "" to choose.
 	StorageDriver string
+	// InsecureRegistries are registries ("host" or "host:port") reached
+	// over plain HTTP, as dockerd's insecure-registries. Loopback
+	// registries always are.
+	InsecureRegistries []string
+	// CertsDir holds per-registry CAs and client certificates laid out as
+	// docker's certs.d (<host[:port]>/*.crt, *.cert, *.key). Empty means
+	// /etc/docker/certs.d if it exists, so a host set up for docker works
+	// unchanged, else /etc/berth/certs.d.
+	CertsDir string
+}
+
+// Default places for registry certificates, in the order tried.
+var defaultCertsDirs = []string{"/etc/docker/certs.d", "/etc/berth/certs.d"}
+
+func certsDir(dir string) string {
+	if dir != "" {
+		return dir
+	}
+	for _, d := range defaultCertsDirs {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			return d
+		}
+	}
+	return defaultCertsDirs[len(defaultCertsDirs)-1]
 }
 
 // ContainerRef names a container that uses an image.
@@ -37,12 +63,17 @@ type ContainerRef struct {
 // files of the package (pull, push, containers) may use them directly.
 type Engine struct {
 	root    string
+	cfg     Config
 	content *content.Store
 	images  *image.Store
 	snaps   snapshot.Snapshotter
 	driver  string // the snapshotter's name: overlay or copy
 	// unpacker turns layers into chain-ID snapshots.
 	unpacker *unpack.Unpacker
+	// registry reaches registries for pull, push and login.
+	registry *distribution.Client
+	// bus carries the events every step publishes (Emit).
+	bus *events.Bus
 
 	// imageUsers lists the containers that use image id; rmi and prune
 	// refuse (or need force) while there are any. Until containers exist
@@ -64,7 +95,10 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	var undo cleanup.Stack
 	defer undo.Unwind()
-	e := &Engine{root: root}
+	cfg.Root = root
+	cfg.CertsDir = certsDir(cfg.CertsDir)
+	e := &Engine{root: root, cfg: cfg, bus: events.New(events.DefaultRingSize)}
+	e.registry = distribution.New(distribution.Config{Insecure: cfg.InsecureRegistries, CertsDir: cfg.CertsDir})
 	// The image database first: its lock serialises Engines on one root,
 	// so the content store's crash cleanup never races another Engine.
 	if e.images, err = image.OpenStore(ctx, filepath.Join(root, "image", "images.db")); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/distribution/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	evtypes "github.com/moby/moby/api/types/events"
 	imagetypes "github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/storage"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -270,8 +271,11 @@ func (e *Engine) ImageTag(ctx context.Context, opts ImageTagOptions) error {
 	if err != nil {
 		return err
 	}
-	_, err = e.images.Tag(ctx, r.ID, t)
-	return err
+	if _, err = e.images.Tag(ctx, r.ID, t); err != nil {
+		return err
+	}
+	e.emitImage(ctx, evtypes.ActionTag, r.ID.String(), reference.FamiliarString(t))
+	return nil
 }
 
 // ImageRemoveOptions says what `rmi` removes.
@@ -286,10 +290,14 @@ type ImageRemoveResult struct {
 	Items []imagetypes.DeleteResponse
 }
 
-// ImageRemove removes ref as `docker rmi` does: a name that is not the
-// image's last untags only; the last name, or the ID, deletes the image
-// (an ID of an image in several repositories needs Force), and its blobs
-// and layer snapshots that no other image shares are freed.
+// ImageRemove removes ref as `docker rmi` does. A name (tag or repo
+// digest) untags only that name; when it was the repository's last tag,
+// the repo digests of the same repository go with it (they would
+// otherwise keep an image nobody can name by tag), and when no name
+// remains the image is deleted. An ID deletes the image (an image in
+// several repositories needs Force). Blobs and layer snapshots that no
+// other image shares are freed. Each untag and the delete publish an
+// image event, also when a later step fails.
 func (e *Engine) ImageRemove(ctx context.Context, ref string, opts ImageRemoveOptions) (ImageRemoveResult, error) {
 	r, err := e.images.Lookup(ctx, ref)
 	if err != nil {
@@ -301,25 +309,45 @@ func (e *Engine) ImageRemove(ctx context.Context, ref string, opts ImageRemoveOp
 	}
 	short := r.ID.Encoded()[:12]
 	var res ImageRemoveResult
+	untag := func(n string) error {
+		if _, err := e.images.Untag(ctx, n); err != nil {
+			return err
+		}
+		res.Items = append(res.Items, imagetypes.DeleteResponse{Untagged: image.Familiar(n)})
+		// docker names the image by its ID in untag events.
+		e.emitImage(ctx, evtypes.ActionUnTag, r.ID.String(), r.ID.String())
+		return nil
+	}
 	names := append(slices.Clone(r.RepoTags), r.RepoDigests...)
 	name, nerr := normalisedName(ref)
-	byName := nerr == nil && slices.Contains(names, name)
-	if byName {
-		if len(names) > 1 {
-			// Other names remain: only this one goes.
-			if _, err := e.images.Untag(ctx, name); err != nil {
-				return res, err
-			}
-			res.Items = append(res.Items, imagetypes.DeleteResponse{Untagged: image.Familiar(name)})
-			return res, nil
-		}
-		if len(users) > 0 && !opts.Force {
+	if nerr == nil && slices.Contains(names, name) {
+		// docker refuses to leave a container's image nameless unless
+		// forced.
+		if len(users) > 0 && !opts.Force && singleReference(names) {
 			return res, fmt.Errorf("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s: %w", ref, shortID(users[0].ID), short, errdefs.ErrConflict)
 		}
-	} else {
-		if len(repos(r.RepoTags)) > 1 && !opts.Force {
-			return res, fmt.Errorf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories: %w", short, errdefs.ErrConflict)
+		if err := untag(name); err != nil {
+			return res, err
 		}
+		names = slices.DeleteFunc(names, func(n string) bool { return n == name })
+		if repo, isTag := tagRepo(name); isTag && !slices.ContainsFunc(names, func(n string) bool {
+			rp, t := tagRepo(n)
+			return t && rp == repo
+		}) {
+			for _, n := range slices.Clone(names) {
+				if rp, t := tagRepo(n); !t && rp == repo {
+					if err := untag(n); err != nil {
+						return res, err
+					}
+					names = slices.DeleteFunc(names, func(x string) bool { return x == n })
+				}
+			}
+		}
+		if len(names) > 0 {
+			return res, nil
+		}
+	} else if len(repos(names)) > 1 && !opts.Force {
+		return res, fmt.Errorf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories: %w", short, errdefs.ErrConflict)
 	}
 	for _, u := range users {
 		if u.Running {
@@ -330,26 +358,51 @@ func (e *Engine) ImageRemove(ctx context.Context, ref string, opts ImageRemoveOp
 		}
 	}
 	for _, n := range names {
-		res.Items = append(res.Items, imagetypes.DeleteResponse{Untagged: image.Familiar(n)})
+		if err := untag(n); err != nil {
+			return res, err
+		}
 	}
 	if len(users) > 0 {
 		// Forced while a stopped container uses it: docker keeps the
 		// image, untagged, so the container still has its layers.
-		for _, n := range names {
-			if _, err := e.images.Untag(ctx, n); err != nil {
-				return res, err
-			}
-		}
 		return res, nil
 	}
 	if err := e.images.Delete(ctx, r.ID); err != nil {
 		return res, err
 	}
 	res.Items = append(res.Items, imagetypes.DeleteResponse{Deleted: r.ID.String()})
+	e.emitImage(ctx, evtypes.ActionDelete, r.ID.String(), r.ID.String())
 	if _, err := e.collect(ctx); err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+// tagRepo is the repository of a normalised name and whether the name is
+// a tag (not a repo digest).
+func tagRepo(name string) (repo string, isTag bool) {
+	n, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return name, false
+	}
+	_, digested := n.(reference.Canonical)
+	return n.Name(), !digested
+}
+
+// singleReference reports whether names are one repository's: at most
+// one tag, and digests only of that repository. Removing such a name
+// leaves the image without a repository, so docker guards it.
+func singleReference(names []string) bool {
+	if len(names) == 0 {
+		return false
+	}
+	tags := 0
+	for _, n := range names {
+		if _, t := tagRepo(n); t {
+			tags++
+		}
+	}
+	return tags <= 1 && len(repos(names)) == 1
 }
 
 // collect frees what no image references any more.
@@ -452,19 +505,26 @@ func (e *Engine) ImagePrune(ctx context.Context, opts ImagePruneOptions) (ImageP
 		if len(users) > 0 {
 			continue
 		}
-		for _, n := range append(slices.Clone(r.RepoTags), r.RepoDigests...) {
-			res.ImagesDeleted = append(res.ImagesDeleted, imagetypes.DeleteResponse{Untagged: image.Familiar(n)})
-		}
-		if err := e.images.Delete(ctx, r.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		if err := e.images.Delete(ctx, r.ID); err != nil {
+			if errors.Is(err, errdefs.ErrNotFound) {
+				continue // removed meanwhile by someone else
+			}
 			return res, err
 		}
+		for _, n := range append(slices.Clone(r.RepoTags), r.RepoDigests...) {
+			res.ImagesDeleted = append(res.ImagesDeleted, imagetypes.DeleteResponse{Untagged: image.Familiar(n)})
+			e.emitImage(ctx, evtypes.ActionUnTag, r.ID.String(), r.ID.String())
+		}
 		res.ImagesDeleted = append(res.ImagesDeleted, imagetypes.DeleteResponse{Deleted: r.ID.String()})
+		e.emitImage(ctx, evtypes.ActionDelete, r.ID.String(), r.ID.String())
 	}
 	c, err := e.collect(ctx)
 	if err != nil {
 		return res, err
 	}
 	res.SpaceReclaimed = uint64(c.Bytes)
+	// docker's prune event has no actor ID, only what was reclaimed.
+	e.Emit(ctx, evtypes.ImageEventType, evtypes.ActionPrune, "", map[string]string{"reclaimed": itoa(int64(res.SpaceReclaimed))})
 	return res, nil
 }
 

@@ -1,18 +1,22 @@
 package daemon
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-dev/berth/internal/content"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/snapshot"
 	"github.com/berth-dev/berth/internal/testutil"
 )
@@ -256,5 +260,172 @@ func TestNewCollectsWhatACrashLeft(t *testing.T) {
 	defer e.Close()
 	if b, sn := e.counts(t); b != 4 || sn != 2 {
 		t.Errorf("%d blobs, %d snapshots after restart; want the image's 4 and 2", b, sn)
+	}
+}
+
+// addRepoDigest gives the image id a repo digest name@<its manifest>, as
+// a pull or push would.
+func addRepoDigest(t *testing.T, e *Engine, id digest.Digest, name string) {
+	t.Helper()
+	ctx := context.Background()
+	r, err := e.images.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := name + "@" + r.Target.Digest.String()
+	r.RepoTags, r.RepoDigests = nil, []string{rd}
+	if _, err := e.images.Put(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestImageRemoveRepoDigests(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	cases := []struct {
+		name    string
+		tags    []string // besides busybox:latest
+		digests []string // repositories given a repo digest
+		rm      string   // "@" means busybox@<manifest digest>
+		want    string
+		left    []string // names the image keeps; nil means deleted
+	}{
+		{"last tag takes the repository's digests and deletes", nil, []string{"docker.io/library/busybox"}, "busybox",
+			"untagged busybox:latest, untagged busybox@, deleted", nil},
+		{"the digest goes alone while the tag stays", nil, []string{"docker.io/library/busybox"}, "@",
+			"untagged busybox@", []string{"busybox:latest"}},
+		{"another repository's tag keeps the image", []string{"example.com/bb:1"}, []string{"docker.io/library/busybox"}, "busybox",
+			"untagged busybox:latest, untagged busybox@", []string{"example.com/bb:1"}},
+		{"another repository's digest stays", nil, []string{"docker.io/library/busybox", "example.com/bb"}, "busybox",
+			"untagged busybox:latest, untagged busybox@", []string{"example.com/bb@"}},
+		{"another tag of the repository keeps its digests", []string{"busybox:2"}, []string{"docker.io/library/busybox"}, "busybox",
+			"untagged busybox:latest", []string{"busybox:2", "busybox@"}},
+		{"a digest that is the last name deletes", nil, []string{"example.com/bb"}, "busybox;example.com/bb@",
+			"untagged example.com/bb@, deleted", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEngine(t)
+			id := loadTestImage(t, e)
+			for _, tag := range c.tags {
+				if err := e.ImageTag(ctx, ImageTagOptions{Source: id.String(), Target: tag}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, repo := range c.digests {
+				addRepoDigest(t, e, id, repo)
+			}
+			r, _ := e.images.Get(ctx, id)
+			md := r.Target.Digest.String()
+			short := func(s string) string { return strings.ReplaceAll(s, md, "") }
+			// rm is ";"-separated: every ref but the last is removed first;
+			// a trailing "@" stands for the manifest digest.
+			refs := strings.Split(c.rm, ";")
+			for i := range refs {
+				if refs[i] == "@" {
+					refs[i] = "busybox@"
+				}
+				if strings.HasSuffix(refs[i], "@") {
+					refs[i] += md
+				}
+			}
+			for _, pre := range refs[:len(refs)-1] {
+				if _, err := e.ImageRemove(ctx, pre, ImageRemoveOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ref := refs[len(refs)-1]
+			res, err := e.ImageRemove(ctx, ref, ImageRemoveOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := short(items(res))
+			got = strings.ReplaceAll(got, "deleted "+id.String()[:19], "deleted")
+			if got != c.want {
+				t.Errorf("got %q, want %q", got, c.want)
+			}
+			after, err := e.images.Get(ctx, id)
+			if c.left == nil {
+				if !errors.Is(err, errdefs.ErrNotFound) {
+					t.Errorf("image still there: %v %v", after, err)
+				}
+				if b, sn := e.counts(t); b != 0 || sn != 0 {
+					t.Errorf("%d blobs, %d snapshots left", b, sn)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, n := range append(after.RepoTags, after.RepoDigests...) {
+				names = append(names, short(image.Familiar(n)))
+			}
+			if strings.Join(names, " ") != strings.Join(c.left, " ") {
+				t.Errorf("left %q, want %q", names, c.left)
+			}
+		})
+	}
+}
+
+// TestImageEvents: the image methods publish docker's events, with the
+// image ID as actor and as "name" (the reference for tag), and a prune
+// event with what was reclaimed.
+func TestImageEvents(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	e := newEngine(t)
+	_, sub := e.Events().Subscribe(time.Time{}, nil)
+	defer sub.Close()
+	id := loadTestImage(t, e).String()
+	if err := e.ImageTag(ctx, ImageTagOptions{Source: "busybox", Target: "example.com/bb:1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ImageTag(ctx, ImageTagOptions{Source: "nosuch", Target: "x:1"}); err == nil {
+		t.Fatal("tag of a missing image worked")
+	}
+	if err := e.ImageSave(ctx, ImageSaveOptions{Refs: []string{"busybox"}, Output: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ImageRemove(ctx, "example.com/bb:1", ImageRemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ImageRemove(ctx, "busybox", ImageRemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	tw.WriteHeader(&tar.Header{Name: "f", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
+	tw.Write([]byte("x"))
+	tw.Close()
+	imp, err := e.ImageImport(ctx, ImageImportOptions{Source: &tarball})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ImagePrune(ctx, ImagePruneOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(sub.C) > 0 {
+		m := <-sub.C
+		if m.Type != "image" {
+			t.Errorf("event of type %q", m.Type)
+		}
+		got = append(got, strings.Join([]string{string(m.Action), m.Actor.ID, m.Actor.Attributes["name"]}, " "))
+	}
+	i := imp.ID.String()
+	want := []string{
+		"load " + id + " " + id,
+		"tag " + id + " example.com/bb:1",
+		"save " + id + " " + id,
+		"untag " + id + " " + id,
+		"untag " + id + " " + id,
+		"delete " + id + " " + id,
+		"import " + i + " " + i,
+		"delete " + i + " " + i,
+		"prune  ",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+	evtypes "github.com/moby/moby/api/types/events"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -101,6 +102,10 @@ func (e *Engine) ImageLoad(ctx context.Context, opts ImageLoadOptions) (res Imag
 	}
 	release()
 	held = false
+	for _, im := range res.Images {
+		// docker names a loaded image by its ID in the event.
+		e.emitImage(ctx, evtypes.ActionLoad, im.ID.String(), im.ID.String())
+	}
 	return res, nil
 }
 
@@ -159,7 +164,13 @@ func (e *Engine) ImageSave(ctx context.Context, opts ImageSaveOptions) error {
 		}
 		add(r, tag)
 	}
-	return tarball.Save(ctx, e.content, opts.Output, imgs)
+	if err := tarball.Save(ctx, e.content, opts.Output, imgs); err != nil {
+		return err
+	}
+	for _, im := range imgs {
+		e.emitImage(ctx, evtypes.ActionSave, im.Record.ID.String(), im.Record.ID.String())
+	}
+	return nil
 }
 
 // ImageImportOptions describe `docker import`.
@@ -242,6 +253,7 @@ func (e *Engine) ImageImport(ctx context.Context, opts ImageImportOptions) (res 
 	}
 	release()
 	held = false
+	e.emitImage(ctx, evtypes.ActionImport, rec.ID.String(), rec.ID.String())
 	return ImageImportResult{ID: rec.ID}, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+	evtypes "github.com/moby/moby/api/types/events"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -22,27 +23,9 @@ import (
 	"github.com/berth-dev/berth/internal/unpack"
 )
 
-// registries holds each Engine's registry client. It lives here rather
-// than in Engine until engine.go grows Config.InsecureRegistries; Engines
-// are few and long-lived, so the map does not grow.
-var registries sync.Map // *Engine → *distribution.Client
-
-// ConfigureRegistries sets how e reaches registries (insecure-registries,
-// parallel transfers, retries). Call it right after New, before any pull,
-// push or login; without it loopback registries use plain HTTP and all
-// others HTTPS.
-func (e *Engine) ConfigureRegistries(cfg distribution.Config) {
-	registries.Store(e, distribution.New(cfg))
-}
-
-// Registry is e's registry client.
-func (e *Engine) Registry() *distribution.Client {
-	if c, ok := registries.Load(e); ok {
-		return c.(*distribution.Client)
-	}
-	c, _ := registries.LoadOrStore(e, distribution.New(distribution.Config{}))
-	return c.(*distribution.Client)
-}
+// Registry is e's registry client, set up from Config.InsecureRegistries
+// and Config.CertsDir.
+func (e *Engine) Registry() *distribution.Client { return e.registry }
 
 // PullOptions tune Pull.
 type PullOptions struct {
@@ -155,6 +138,8 @@ func (e *Engine) Pull(ctx context.Context, ref string, opts PullOptions) (_ Pull
 		status = "Image is up to date for " + reference.FamiliarString(named)
 	}
 	log.From(ctx).Info("pull done", log.KeyDigest, res.Target.Digest.String(), "fetched", res.Fetched)
+	// docker's pull event: the actor is the reference, "name" its repository.
+	e.emitImage(ctx, evtypes.ActionPull, reference.FamiliarString(named), reference.FamiliarName(named))
 	return PullResult{Image: stored, Name: named.String(), Digest: res.Target.Digest, Status: status}, nil
 }
 

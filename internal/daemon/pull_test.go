@@ -32,7 +32,7 @@ func newRegistryEngine(t *testing.T) *daemon.Engine {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
-	e.ConfigureRegistries(distribution.Config{Backoff: 10 * time.Millisecond, Retries: 2})
+	daemon.SetRegistry(e, distribution.Config{Backoff: 10 * time.Millisecond, Retries: 2})
 	return e
 }
 
@@ -61,6 +61,8 @@ func TestPullPushPull(t *testing.T) {
 	ctx := context.Background()
 
 	e := newRegistryEngine(t)
+	_, sub := e.Events().Subscribe(time.Time{}, nil)
+	defer sub.Close()
 	var statuses []distribution.Status
 	res, err := e.Pull(ctx, reg.Ref("test/busybox"), daemon.PullOptions{Auth: auth,
 		Progress: func(p distribution.Progress) { statuses = append(statuses, p.Status) }})
@@ -116,6 +118,21 @@ func TestPullPushPull(t *testing.T) {
 	}
 	if pushed.Digest != want.Digest || pushed.Tag != "v2" {
 		t.Fatalf("pushed %+v, want digest %s", pushed, want.Digest)
+	}
+	// docker's pull and push events: the actor is the reference, "name"
+	// its repository. The failed push published nothing.
+	var got []string
+	for len(sub.C) > 0 {
+		m := <-sub.C
+		got = append(got, string(m.Action)+" "+m.Actor.ID+" "+m.Actor.Attributes["name"])
+	}
+	wantEv := []string{
+		"pull " + reg.Ref("test/busybox:latest") + " " + reg.Ref("test/busybox"),
+		"pull " + reg.Ref("test/busybox:latest") + " " + reg.Ref("test/busybox"),
+		"push " + reg.Ref("other/name:v2") + " " + reg.Ref("other/name"),
+	}
+	if !slices.Equal(got, wantEv) {
+		t.Fatalf("events %q, want %q", got, wantEv)
 	}
 
 	// rmi frees the blobs and snapshots; pulling the pushed name brings the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/distribution/reference"
+	evtypes "github.com/moby/moby/api/types/events"
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/berth-dev/berth/internal/distribution"
@@ -75,5 +76,6 @@ func (e *Engine) Push(ctx context.Context, ref string, opts PushOptions) (PushRe
 		}
 	}
 	log.From(ctx).Info("push done", log.KeyDigest, res.Digest.String())
+	e.emitImage(ctx, evtypes.ActionPush, reference.FamiliarString(named), reference.FamiliarName(named))
 	return PushResult{Name: named.String(), Tag: named.Tag(), Digest: res.Digest, Size: res.Size}, nil
 }

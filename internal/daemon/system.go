@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,7 +105,12 @@ func (e *Engine) Info(ctx context.Context) (system.Info, error) {
 	var si unix.Sysinfo_t
 	_ = unix.Sysinfo(&si)
 	host, _ := os.Hostname()
-	insecure := append([]string{"::1/128", "127.0.0.0/8"}, dc.InsecureRegistries...)
+	insecure := append([]string{"::1/128", "127.0.0.0/8"}, e.cfg.InsecureRegistries...)
+	for _, r := range dc.InsecureRegistries {
+		if !slices.Contains(insecure, r) {
+			insecure = append(insecure, r)
+		}
+	}
 	info := system.Info{
 		ID:                 id,
 		Images:             len(recs),
