@@ -212,6 +212,14 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	so := spawnOptions{attr: attr, io: opts.IO, extra: opts.ExtraFiles, fifo: fifo}
+	if sc := spec.Linux.Seccomp; sc != nil && sc.ListenerPath != "" {
+		l, err := dialListener(sc.ListenerPath)
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		so.listener = l
+	}
 	perThread, single := splitJoins(join)
 	if len(single) > 0 {
 		// Mount, user, pid or time namespaces given by path need a
@@ -305,7 +313,7 @@ func (c *Container) startInit(ctx context.Context, opts CreateOptions, undo *cle
 		ID: c.rec.ID, Spec: initSpec(spec), Rootfs: c.rec.Rootfs, Bundle: c.rec.Bundle,
 		NoPivot: opts.NoPivot, NoNewKeyring: opts.NoNewKeyring, NewCgroupNS: newCgroupNS, NewTimeNS: newTimeNS,
 		Cgroups: c.rec.Cgroups, FifoFD: p.fifoFD, FirstFD: 3 + len(opts.ExtraFiles), JoinNS: perThread,
-		Hooks: hasRuntimeHooks, State: &state, MoveSelf: moveSelf,
+		Hooks: hasRuntimeHooks, State: &state, MoveSelf: moveSelf, ListenerFD: p.listenerFD,
 	}
 	err = p.run(cfg, func(m message, fds []int) error {
 		switch m.Type {

@@ -106,7 +106,10 @@
 //     create); uidMappings/gidMappings; timeOffsets.
 //   - linux.seccomp via internal/seccomp, loaded last (before dropping
 //     capabilities when noNewPrivileges is false, as it then needs
-//     CAP_SYS_ADMIN).
+//     CAP_SYS_ADMIN); with SCMP_ACT_NOTIFY the notify fd and the container
+//     process state go to listenerPath (with listenerMetadata), over a
+//     connection the parent makes before the init leaves the host's mount
+//     namespace; for exec'd processes too.
 //   - linux.resources and linux.cgroupsPath via internal/cgroups.
 //   - hooks: prestart and createRuntime (runtime namespace, after the mounts,
 //     before pivot_root), createContainer (container mount namespace,
@@ -123,9 +126,7 @@
 //     ioPriority classes, scheduler policies, capability names
 //     (errdefs.ErrInvalidArgument).
 //   - linux.mountLabel without SELinux on the host.
-//   - SCMP_ACT_NOTIFY without linux.seccomp.listenerPath; with one, sending
-//     the notify fd to the listener is not implemented yet
-//     (errdefs.ErrNotImplemented).
+//   - SCMP_ACT_NOTIFY without linux.seccomp.listenerPath.
 //   - Mount options rro, rnosuid and the other recursive attributes, idmap,
 //     and mounts with uidMappings/gidMappings (errdefs.ErrNotImplemented).
 //   - --systemd-cgroup (no systemd here; the CLI says so).

@@ -103,9 +103,16 @@ func (c *Container) Exec(ctx context.Context, opts ExecOptions) (*Process, error
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return nil, fmt.Errorf("become child subreaper: %w", err)
 	}
+	var listener *os.File
+	if sc := spec.Linux.Seccomp; sc != nil && sc.ListenerPath != "" {
+		if listener, err = dialListener(sc.ListenerPath); err != nil {
+			return nil, err
+		}
+		defer listener.Close()
+	}
 	var sess *nsenter.Session
 	ip, err := c.spawn(ctx, spawnOptions{
-		attr: &syscall.SysProcAttr{}, io: opts.IO, extra: opts.ExtraFiles,
+		attr: &syscall.SysProcAttr{}, io: opts.IO, extra: opts.ExtraFiles, listener: listener,
 		prepare: func(cmd *exec.Cmd) error {
 			var err error
 			sess, err = nsenter.Prepare(cmd, cfg)
@@ -132,8 +139,11 @@ func (c *Container) Exec(ctx context.Context, opts ExecOptions) (*Process, error
 	}
 	cfg2 := &initConfig{
 		ID: c.rec.ID, Exec: true, Spec: initSpec(spec), Process: p, Rootfs: c.rec.Rootfs, Bundle: c.rec.Bundle,
-		FirstFD: 3 + len(opts.ExtraFiles), FifoFD: -1,
+		FirstFD: 3 + len(opts.ExtraFiles), FifoFD: -1, ListenerFD: ip.listenerFD,
 	}
+	pst := c.ociState(specs.StateRunning)
+	pst.Pid = ip.pid
+	cfg2.State = &pst
 	err = ip.run(cfg2, func(m message, fds []int) error {
 		if m.Type == msgPty && len(fds) == 1 {
 			master := os.NewFile(uintptr(fds[0]), "pty-master")

@@ -185,7 +185,7 @@ func containerInit(sock *os.File, cfg *initConfig) error {
 			return err
 		}
 	}
-	return ps.exec(sock, cfg.FirstFD)
+	return ps.exec(sock, cfg.FirstFD, cfg.ListenerFD, cfg.State)
 }
 
 // execInit runs in a process that nsenter already placed in the
@@ -214,7 +214,7 @@ func execInit(sock *os.File, cfg *initConfig) error {
 	if err := send(sock, message{Type: msgReady}); err != nil {
 		return err
 	}
-	return ps.exec(sock, cfg.FirstFD)
+	return ps.exec(sock, cfg.FirstFD, cfg.ListenerFD, cfg.State)
 }
 
 // joinPerThread joins namespaces that a single thread may enter on its own

@@ -2,12 +2,16 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
+	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/testutil"
 )
@@ -103,5 +107,66 @@ func TestJoinNamespacesByPath(t *testing.T) {
 	lines := strings.Split(out, "\n")
 	if code != 0 || len(lines) < 3 || lines[0] != wantNet || lines[1] != wantPid || lines[2] != "1" {
 		t.Fatalf("exit %d, output %q; want %s %s and a sleep in sight", code, out, wantNet, wantPid)
+	}
+}
+
+// SCMP_ACT_NOTIFY: the runtime hands the notify fd, with the container
+// process state, to the agent at listenerPath. The agent here closes the fd
+// at once, after which the notified syscall fails with ENOSYS.
+func TestSeccompNotifyFDReachesListener(t *testing.T) {
+	testutil.RequireRoot(t)
+	rt := newRuntime(t)
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	type got struct {
+		state specs.ContainerProcessState
+		nfds  int
+		err   error
+	}
+	res := make(chan got, 1)
+	go func() {
+		conn, err := l.AcceptUnix()
+		if err != nil {
+			res <- got{err: err}
+			return
+		}
+		defer conn.Close()
+		buf, oob := make([]byte, 8192), make([]byte, 128)
+		n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+		if err != nil {
+			res <- got{err: err}
+			return
+		}
+		var g got
+		g.err = json.Unmarshal(buf[:n], &g.state)
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		for _, m := range msgs {
+			fds, _ := unix.ParseUnixRights(&m)
+			g.nfds += len(fds)
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+		}
+		res <- g
+	}()
+	b := newBundle(t, chain(shell("mkdir /tmp/x 2>&1; echo done"), func(s *specs.Spec) {
+		s.Root.Readonly = false
+		s.Linux.Seccomp = &specs.LinuxSeccomp{
+			DefaultAction: specs.ActAllow, ListenerPath: sock, ListenerMetadata: "meta1",
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActNotify}},
+		}
+	}))
+	out, code := runContainer(t, rt, "notify", b)
+	g := <-res
+	if g.err != nil || g.nfds != 1 || g.state.Metadata != "meta1" || g.state.State.ID != "notify" || g.state.Pid <= 0 ||
+		len(g.state.Fds) != 1 || g.state.Fds[0] != specs.SeccompFdName {
+		t.Fatalf("agent got %+v", g)
+	}
+	if code != 0 || !strings.Contains(out, "done") || strings.Contains(out, "File exists") {
+		t.Fatalf("exit %d, output %q", code, out)
 	}
 }

@@ -148,7 +148,7 @@ func setRlimit(r specs.POSIXRlimit) error {
 // exec becomes the container process: user, no_new_privs, capabilities,
 // seccomp last (it may forbid the syscalls before it), close what must not
 // leak, then execve on this same locked thread.
-func (pp *preparedProcess) exec(sock *os.File, firstFD int) error {
+func (pp *preparedProcess) exec(sock *os.File, firstFD, listenerFD int, st *specs.State) error {
 	p := pp.p
 	if err := caps.SetKeepCaps(true); err != nil {
 		return err
@@ -169,7 +169,7 @@ func (pp *preparedProcess) exec(sock *os.File, firstFD int) error {
 	// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
 	// the capability sets may be about to drop: load it first then.
 	if !p.NoNewPrivileges {
-		if err := pp.filter.load(sock); err != nil {
+		if err := pp.filter.load(listenerFD, st, pp.filterMetadata()); err != nil {
 			return err
 		}
 	}
@@ -177,7 +177,7 @@ func (pp *preparedProcess) exec(sock *os.File, firstFD int) error {
 		return err
 	}
 	if p.NoNewPrivileges {
-		if err := pp.filter.load(sock); err != nil {
+		if err := pp.filter.load(listenerFD, st, pp.filterMetadata()); err != nil {
 			return err
 		}
 	}
@@ -193,4 +193,11 @@ func (pp *preparedProcess) exec(sock *os.File, firstFD int) error {
 	}
 	err := unix.Exec(pp.path, p.Args, env)
 	return fmt.Errorf("exec %s: %w", pp.path, err)
+}
+
+func (pp *preparedProcess) filterMetadata() string {
+	if pp.filter == nil {
+		return ""
+	}
+	return pp.filter.metadata
 }

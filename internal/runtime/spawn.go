@@ -19,6 +19,9 @@ type spawnOptions struct {
 	io    IO
 	extra []*os.File // the container's fds 3, 4, ...
 	fifo  *os.File   // exec fifo (create only)
+	// listener is a connection to linux.seccomp.listenerPath, made on the
+	// host side because the init cannot reach that path after pivot_root.
+	listener *os.File
 	// prepare lets exec hand the command to nsenter before it starts.
 	prepare func(cmd *exec.Cmd) error
 	// realPid returns the pid of the process inside all namespaces once
@@ -28,10 +31,11 @@ type spawnOptions struct {
 
 // initProc is a started init and the parent's end of its sync socket.
 type initProc struct {
-	cmd    *exec.Cmd
-	sock   *os.File
-	pid    int
-	fifoFD int
+	cmd        *exec.Cmd
+	sock       *os.File
+	pid        int
+	fifoFD     int
+	listenerFD int
 }
 
 // spawn re-execs this binary, through its sealed read-only view, as an
@@ -61,6 +65,11 @@ func (c *Container) spawn(ctx context.Context, o spawnOptions) (*initProc, error
 	if o.fifo != nil {
 		p.fifoFD = 3 + len(files)
 		files = append(files, o.fifo)
+	}
+	p.listenerFD = -1
+	if o.listener != nil {
+		p.listenerFD = 3 + len(files)
+		files = append(files, o.listener)
 	}
 	exeFD := 3 + len(files)
 	files = append(files, exe)

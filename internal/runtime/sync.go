@@ -63,12 +63,13 @@ type initConfig struct {
 	NewCgroupNS  bool                   `json:"newCgroupns,omitempty"`
 	NewTimeNS    bool                   `json:"newTimens,omitempty"`
 	Cgroups      map[string]string      `json:"cgroups,omitempty"`
-	FifoFD       int                    `json:"fifoFd"`             // exec fifo, opened O_PATH by the parent
-	FirstFD      int                    `json:"firstFd"`            // fds below this (from 3) are preserved into the container
-	JoinNS       []specs.LinuxNamespace `json:"joinNs,omitempty"`   // joined per-thread by the init (net, uts, ipc, cgroup)
-	Hooks        bool                   `json:"hooks,omitempty"`    // parent has createRuntime/prestart hooks
-	State        *specs.State           `json:"state,omitempty"`    // for createContainer/startContainer hooks
-	MoveSelf     []string               `json:"moveSelf,omitempty"` // v1 cgroup dirs the init enters itself
+	FifoFD       int                    `json:"fifoFd"`               // exec fifo, opened O_PATH by the parent
+	FirstFD      int                    `json:"firstFd"`              // fds below this (from 3) are preserved into the container
+	JoinNS       []specs.LinuxNamespace `json:"joinNs,omitempty"`     // joined per-thread by the init (net, uts, ipc, cgroup)
+	Hooks        bool                   `json:"hooks,omitempty"`      // parent has createRuntime/prestart hooks
+	State        *specs.State           `json:"state,omitempty"`      // for createContainer/startContainer hooks
+	MoveSelf     []string               `json:"moveSelf,omitempty"`   // v1 cgroup dirs the init enters itself
+	ListenerFD   int                    `json:"listenerFd,omitempty"` // connection to the seccomp listener, or 0
 }
 
 func send(sock *os.File, m message, fds ...int) error {
