@@ -101,6 +101,11 @@ func (c *Container) Spec() *specs.Spec {
 	return s
 }
 
+// CgroupPaths is the container's cgroup directory per v1 controller, and
+// "" for the v2 one, as cgroups.Manager.Paths returns them (cgroups.Load
+// takes it).
+func (c *Container) CgroupPaths() map[string]string { return c.rec.Cgroups }
+
 // Created is when create ran.
 func (c *Container) Created() time.Time { return c.rec.Created }
 

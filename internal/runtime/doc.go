@@ -27,6 +27,7 @@
 //	func (c *Container) Update(ctx, *specs.LinuxResources) error
 //	func (c *Container) Stats(ctx) (*cgroups.Stats, error)
 //	func (c *Container) Processes(ctx) ([]int, error)
+//	func (c *Container) ID() / Pid() / Bundle() / Spec() / Created() / CgroupPaths()
 //	func (c *Container) Exec(ctx, ExecOptions) (*Process, error)   // (*Process).Wait, Signal, Pid
 //	func LoadSpec(bundle string) (*specs.Spec, error)
 //	func DefaultSpec(rootless bool, uid, gid uint32) *specs.Spec
