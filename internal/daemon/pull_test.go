@@ -307,3 +307,50 @@ func TestPushImported(t *testing.T) {
 		t.Fatalf("pulled %s (%s), pushed %s (%s)", back.Image.ID, back.Digest, imp.ID, pushed.Digest)
 	}
 }
+
+// TestConfigCertsDir: the Engine reaches a TLS registry whose CA sits in
+// Config.CertsDir (laid out as docker's certs.d), and not without it.
+func TestConfigCertsDir(t *testing.T) {
+	testutil.RequireRoot(t)
+	reg := registry.Start(t, registry.Options{TLS: true})
+	reg.Seed(t, testutil.Images(t).OCILayout, "test/busybox:latest")
+	ca, err := os.ReadFile(reg.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(certs, reg.Host), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(certs, reg.Host, "ca.crt"), ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		certs string
+		ok    bool
+	}{
+		{"with the CA", certs, true},
+		{"without", t.TempDir(), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := daemon.New(ctx, daemon.Config{Root: t.TempDir(), CertsDir: tc.certs, InsecureRegistries: []string{"registry.invalid:5000"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			info, err := e.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ic := info.RegistryConfig.IndexConfigs["registry.invalid:5000"]; ic == nil || ic.Secure {
+				t.Errorf("info does not show the insecure registry: %+v", info.RegistryConfig)
+			}
+			_, err = e.Pull(ctx, reg.Ref("test/busybox"), daemon.PullOptions{})
+			if (err == nil) != tc.ok {
+				t.Fatalf("pull: %v, want success %v", err, tc.ok)
+			}
+		})
+	}
+}
