@@ -99,7 +99,7 @@ func Start(ctx context.Context, cfg Config) (*Handle, error) {
 		Args: []string{argv0, cfg.ID},
 		// A small heap target: the monitor allocates little after the
 		// start, and 50 of them should cost little.
-		Env:         []string{envStateDir + "=" + cfg.StateDir, "GOGC=50", "GOMAXPROCS=1", "PATH=" + os.Getenv("PATH")},
+		Env:         monitorEnv(cfg.StateDir),
 		ExtraFiles:  []*os.File{child},
 		Stdout:      logf,
 		Stderr:      logf,
@@ -147,6 +147,16 @@ func Start(ctx context.Context, cfg Config) (*Handle, error) {
 	}
 	undo.Disarm()
 	return h, nil
+}
+
+func monitorEnv(stateDir string) []string {
+	env := []string{envStateDir + "=" + stateDir, "GOGC=50", "GOMAXPROCS=1", "PATH=" + os.Getenv("PATH")}
+	// BERTH_MONITOR_GO=1 keeps the Go monitor holding the container
+	// instead of the C holder (to compare, or to debug).
+	if v := os.Getenv("BERTH_MONITOR_GO"); v != "" {
+		env = append(env, "BERTH_MONITOR_GO="+v)
+	}
+	return env
 }
 
 // monitorGone explains a sync socket that broke: ctx ended, or the

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -32,10 +33,17 @@ func IsMonitor() bool {
 	return len(os.Args) > 0 && os.Args[0] == argv0 && os.Getenv(envStateDir) != ""
 }
 
+// envOp asks a monitor binary for one helper step of the C holder:
+// "start" or "delete" (see holder.c).
+const envOp = "_BERTH_MONITOR_OP"
+
 // Main is the monitor process. It never returns.
 func Main() {
 	dir := os.Getenv(envStateDir)
 	os.Unsetenv(envStateDir)
+	if op := os.Getenv(envOp); op != "" {
+		os.Exit(helperMain(dir, op))
+	}
 	sync := os.NewFile(3, "sync")
 	unix.CloseOnExec(3)
 	err := run(dir, sync)
@@ -209,6 +217,11 @@ func run(dir string, syncf *os.File) (retErr error) {
 	}()
 	go m.serve(l)
 
+	if holderLinked && os.Getenv("BERTH_MONITOR_GO") == "" {
+		// Returns only if the exec failed: the Go monitor holds on.
+		err := handOver(m, syncf, l, outputs, cg)
+		fmt.Fprintln(os.Stderr, "monitor: hand over to the C holder:", err)
+	}
 	if err := sendSync(syncf, syncMsg{Pid: c.Pid()}); err != nil {
 		return err
 	}
@@ -574,4 +587,110 @@ func (m *mon) drop(a *attacher) {
 		a.conn.Close()
 		delete(m.attachers, a)
 	}
+}
+
+// handOver execs this binary as the C holder (holder.c), which keeps the
+// container's stdio, the socket and the sync socket from here on: a Go
+// runtime per running container costs megabytes, the holder a few hundred
+// KiB. The process stays the init's parent and its subreaper across
+// execve. It returns only on failure.
+func handOver(m *mon, syncf *os.File, l *net.UnixListener, outputs []*os.File, cg map[string]string) error {
+	lf, err := l.File()
+	if err != nil {
+		return err
+	}
+	fd := func(f *os.File) int {
+		if f == nil {
+			return -1
+		}
+		n := int(f.Fd())
+		// The holder uses blocking I/O (poll tells it when to read).
+		_ = unix.SetNonblock(n, false)
+		if _, err := unix.FcntlInt(uintptr(n), unix.F_SETFD, 0); err != nil {
+			return -1
+		}
+		return n
+	}
+	cfg := &m.cfg
+	env := []string{
+		"_BERTH_HOLDER=1",
+		"_BH_STATE=" + cfg.StateDir, "_BH_ID=" + cfg.ID, "_BH_LOG=" + cfg.LogPath,
+		"_BH_PID=" + strconv.Itoa(m.c.Pid()),
+		"_BH_SYNC=" + strconv.Itoa(fd(syncf)), "_BH_LISTEN=" + strconv.Itoa(fd(lf)),
+		"_BH_LOGMAX=" + strconv.FormatInt(cfg.LogMaxSize, 10), "_BH_LOGFILES=" + strconv.Itoa(max(cfg.LogMaxFiles, 1)),
+		"_BH_OOM=" + oomFile(cg),
+	}
+	b := func(v bool) string {
+		if v {
+			return "1"
+		}
+		return "0"
+	}
+	env = append(env, "_BH_TTY="+b(cfg.Tty), "_BH_ONCE="+b(cfg.StdinOnce))
+	if cfg.Tty {
+		env = append(env, "_BH_MASTER="+strconv.Itoa(fd(m.master)))
+	} else {
+		env = append(env, "_BH_OUT="+strconv.Itoa(fd(outputs[0])), "_BH_ERR="+strconv.Itoa(fd(outputs[1])))
+	}
+	if m.stdin != nil {
+		env = append(env, "_BH_IN="+strconv.Itoa(fd(m.stdin)))
+	}
+	return unix.Exec("/proc/self/exe", []string{argv0, cfg.ID}, env)
+}
+
+// oomFile is the cgroup file whose "oom_kill N" line counts the
+// container's OOM kills: memory.oom_control on v1, memory.events on v2.
+func oomFile(cg map[string]string) string {
+	if d, ok := cg["memory"]; ok {
+		return filepath.Join(d, "memory.oom_control")
+	}
+	if d, ok := cg[""]; ok {
+		return filepath.Join(d, "memory.events")
+	}
+	return ""
+}
+
+// helperMain runs one step for the C holder: start the created container
+// (its answer, a sync message, on stdout) or delete it (kill what is left,
+// remove its cgroup and state).
+func helperMain(dir, op string) int {
+	ctx := context.Background()
+	b, err := os.ReadFile(filepath.Join(dir, configFile))
+	var cfg Config
+	if err == nil {
+		err = json.Unmarshal(b, &cfg)
+	}
+	var c *runtime.Container
+	if err == nil {
+		var rt *runtime.Runtime
+		if rt, err = runtime.New(cfg.RuntimeRoot); err == nil {
+			c, err = rt.Load(ctx, cfg.ID)
+		}
+	}
+	switch op {
+	case "start":
+		if err == nil {
+			err = c.Start(ctx)
+		}
+		if err != nil {
+			out, _ := json.Marshal(syncMsg{Error: err.Error(), Kind: errKind(err)})
+			os.Stdout.Write(out)
+			return 1
+		}
+		out, _ := json.Marshal(syncMsg{Running: true})
+		os.Stdout.Write(out)
+		return 0
+	case "delete":
+		if err != nil {
+			return 0 // nothing left to delete
+		}
+		_ = c.Kill(ctx, unix.SIGKILL, true)
+		if err := c.Delete(ctx, true); err != nil {
+			fmt.Fprintln(os.Stderr, "monitor: delete container:", err)
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "monitor: unknown helper step", op)
+	return 2
 }
