@@ -97,6 +97,15 @@ func TestConfigEffects(t *testing.T) {
 			copy:   true,
 		},
 		{
+			name: "recursive mount attributes",
+			edit: func(s *specs.Spec) {
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt/etc", Type: "bind", Source: "rootfs/etc", Options: []string{"rbind", "rro", "rnosuid", "rnoatime"}})
+			},
+			script: "grep ' /mnt/etc ' /proc/self/mountinfo; touch /mnt/etc/x 2>&1 || echo refused",
+			want:   []string{"/mnt/etc ro,nosuid,noatime", "refused"},
+			copy:   true,
+		},
+		{
 			name:   "default devices and symlinks",
 			script: "ls -l /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty | wc -l; for l in fd stdin ptmx; do readlink /dev/$l; done; echo hi > /dev/null && echo ok",
 			want:   []string{"6\n/proc/self/fd\n/proc/self/fd/0\npts/ptmx\nok"},

@@ -80,7 +80,10 @@
 //     rbind (source relative to the bundle or absolute; ro, nosuid, nodev,
 //     noexec and the other flags by remount, keeping the kernel's locked
 //     flags), propagation options (private, slave, shared, unbindable and
-//     their r* forms), proc, sysfs, tmpfs (size, mode), devpts, mqueue, any
+//     their r* forms), the recursive attributes rro, rrw, rnosuid, rsuid,
+//     rnodev, rdev, rnoexec, rexec, rnodiratime, rdiratime, rnosymfollow,
+//     rsymfollow, rrelatime, rnoatime, rstrictatime (mount_setattr with
+//     AT_RECURSIVE), proc, sysfs, tmpfs (size, mode), devpts, mqueue, any
 //     other type with its options as data, cgroup/cgroup2 (v2: one cgroup2
 //     mount; v1/hybrid: a tmpfs with one mount per hierarchy, namespaced by
 //     the cgroup namespace, or bind mounts of the container's own cgroups
@@ -128,7 +131,7 @@
 //     (errdefs.ErrInvalidArgument).
 //   - linux.mountLabel without SELinux on the host.
 //   - SCMP_ACT_NOTIFY without linux.seccomp.listenerPath.
-//   - Mount options rro, rnosuid and the other recursive attributes, idmap,
-//     and mounts with uidMappings/gidMappings (errdefs.ErrNotImplemented).
+//   - Mount options ratime, rnorelatime, rnostrictatime, idmap, and mounts
+//     with uidMappings/gidMappings (errdefs.ErrNotImplemented).
 //   - --systemd-cgroup (no systemd here; the CLI says so).
 package runtime

@@ -55,6 +55,23 @@ type parsedMount struct {
 	prop  uintptr // propagation, applied by a second mount(2)
 	data  string
 	bind  bool
+	rattr unix.MountAttr // recursive attributes (rro, rnosuid, ...)
+}
+
+// recursiveAttrs maps config.md's recursive mount options to
+// mount_setattr attributes: set (true) or clear (false).
+var recursiveAttrs = map[string]struct {
+	attr uint64
+	set  bool
+}{
+	"rro": {unix.MOUNT_ATTR_RDONLY, true}, "rrw": {unix.MOUNT_ATTR_RDONLY, false},
+	"rnosuid": {unix.MOUNT_ATTR_NOSUID, true}, "rsuid": {unix.MOUNT_ATTR_NOSUID, false},
+	"rnodev": {unix.MOUNT_ATTR_NODEV, true}, "rdev": {unix.MOUNT_ATTR_NODEV, false},
+	"rnoexec": {unix.MOUNT_ATTR_NOEXEC, true}, "rexec": {unix.MOUNT_ATTR_NOEXEC, false},
+	"rnodiratime": {unix.MOUNT_ATTR_NODIRATIME, true}, "rdiratime": {unix.MOUNT_ATTR_NODIRATIME, false},
+	"rnosymfollow": {unix.MOUNT_ATTR_NOSYMFOLLOW, true}, "rsymfollow": {unix.MOUNT_ATTR_NOSYMFOLLOW, false},
+	"rrelatime": {unix.MOUNT_ATTR_RELATIME, true}, "rnoatime": {unix.MOUNT_ATTR_NOATIME, true},
+	"rstrictatime": {unix.MOUNT_ATTR_STRICTATIME, true},
 }
 
 func parseMountOptions(m specs.Mount) parsedMount {
@@ -63,6 +80,21 @@ func parseMountOptions(m specs.Mount) parsedMount {
 	for _, o := range m.Options {
 		if f, ok := propagationFlags[o]; ok {
 			p.prop |= f
+			continue
+		}
+		if ra, ok := recursiveAttrs[o]; ok {
+			switch {
+			case ra.attr&unix.MOUNT_ATTR__ATIME != 0 || ra.attr == unix.MOUNT_ATTR_RELATIME && ra.set:
+				// The atime mode is one field: clear it, then set it.
+				p.rattr.Attr_clr |= unix.MOUNT_ATTR__ATIME
+				p.rattr.Attr_set = p.rattr.Attr_set&^unix.MOUNT_ATTR__ATIME | ra.attr
+			case ra.set:
+				p.rattr.Attr_set |= ra.attr
+				p.rattr.Attr_clr &^= ra.attr
+			default:
+				p.rattr.Attr_clr |= ra.attr
+				p.rattr.Attr_set &^= ra.attr
+			}
 			continue
 		}
 		if mo, ok := mountOptions[o]; ok {
@@ -231,6 +263,18 @@ func (r *rootfsSetup) mount(m specs.Mount) error {
 		}
 		if err := unix.Mount(m.Source, target, t, p.flags, p.data); err != nil {
 			return err
+		}
+	}
+	if p.rattr.Attr_set != 0 || p.rattr.Attr_clr != 0 {
+		nfd, err := openInRoot(r.rootfd, m.Destination, unix.O_PATH)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(nfd)
+		// config.md's recursive options: mount_setattr(AT_RECURSIVE) sets
+		// the attribute on the mount and every mount below it.
+		if err := unix.MountSetattr(nfd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &p.rattr); err != nil {
+			return fmt.Errorf("set recursive attributes: %w", err)
 		}
 	}
 	if p.prop != 0 {

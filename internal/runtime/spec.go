@@ -126,7 +126,7 @@ func validateSpec(s *specs.Spec) error {
 			return invalid("mounts: a mount has no destination")
 		}
 		for _, o := range m.Options {
-			if recursiveMountOptions[o] || o == "idmap" || o == "ridmap" {
+			if _, ok := recursiveAttrs[o]; !ok && recursiveMountOptions[o] || o == "idmap" || o == "ridmap" {
 				return fmt.Errorf("mounts: %s: option %q: %w", m.Destination, o, errdefs.ErrNotImplemented)
 			}
 		}
