@@ -21,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/internal/network/netns"
 	"github.com/berth-dev/berth/internal/network/portmap"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Config says where the manager keeps its state and how the default
@@ -243,15 +244,20 @@ func (m *Manager) Teardown(ctx context.Context) error {
 	errs = append(errs, firewall.Delete(m.cfg.Table), m.save(), m.saveNetworks())
 	m.closeLocked()
 	// The kernel destroys released pairs in the background; wait for
-	// them, so that "everything removed" holds when Teardown returns.
-	deadline := time.Now().Add(10 * time.Second)
+	// them, so that "everything removed" holds when Teardown returns. A
+	// pair whose namespace something else still holds (a copy of its
+	// bind mount in another mount namespace, a socket) is deleted by name.
+	deadline := time.Now().Add(3 * time.Second)
 	for name := range m.dying {
 		for {
-			if _, err := netlink.LinkByName(name); err != nil {
+			l, err := netlink.LinkByName(name)
+			if err != nil {
 				break
 			}
 			if time.Now().After(deadline) {
-				errs = append(errs, fmt.Errorf("veth %s: still there after 10s", name))
+				if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+					errs = append(errs, fmt.Errorf("delete veth %s: %w", name, err))
+				}
 				break
 			}
 			time.Sleep(10 * time.Millisecond)
