@@ -19,6 +19,7 @@ import (
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	evtypes "github.com/moby/moby/api/types/events"
+	digest "github.com/opencontainers/go-digest"
 
 	"github.com/berth-dev/berth/internal/distribution"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -350,11 +351,16 @@ func TestLoadAndAuth(t *testing.T) {
 	if len(msgs) != 1 || msgs[0]["stream"] != "Loaded image: busybox:latest\n" {
 		t.Errorf("load: %s", b)
 	}
+	_, b = call(t, ts, "POST", "/images/load", strings.NewReader("over another"))
+	msgs = decodeStream(t, b)
+	if len(msgs) != 2 || msgs[0]["stream"] != "The image busybox:latest already exists, renaming the old one with ID "+digest.FromString("old").String()+" to empty string\n" || msgs[1]["stream"] != "Loaded image: busybox:latest\n" {
+		t.Errorf("load over another image's tag: %s", b)
+	}
 	resp, b := call(t, ts, "POST", "/auth", strings.NewReader(`{"username":"u","password":"p","serveraddress":"127.0.0.1:5000"}`))
 	if resp.StatusCode != 200 || !strings.Contains(string(b), "Login Succeeded") {
 		t.Errorf("auth: %d %s", resp.StatusCode, b)
 	}
-	if got := f.Calls(); got[0] != "ImageLoad archive" || got[1] != "Login 127.0.0.1:5000 u" {
+	if got := f.Calls(); got[0] != "ImageLoad archive" || got[2] != "Login 127.0.0.1:5000 u" {
 		t.Errorf("calls %v", got)
 	}
 }

@@ -145,7 +145,11 @@ func (f *fakeBackend) ImageLoad(ctx context.Context, opts daemon.ImageLoadOption
 	if err := f.record("ImageLoad " + string(b)); err != nil {
 		return daemon.ImageLoadResult{}, err
 	}
-	return daemon.ImageLoadResult{Images: []daemon.LoadedImage{{ID: digest.FromString("c"), RepoTags: []string{"busybox:latest"}}}}, nil
+	im := daemon.LoadedImage{ID: digest.FromString("c"), RepoTags: []string{"busybox:latest"}}
+	if string(b) == "over another" {
+		im.Moved = map[string]digest.Digest{"busybox:latest": digest.FromString("old")}
+	}
+	return daemon.ImageLoadResult{Images: []daemon.LoadedImage{im}}, nil
 }
 
 func (f *fakeBackend) ImageImport(ctx context.Context, opts daemon.ImageImportOptions) (daemon.ImageImportResult, error) {

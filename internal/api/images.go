@@ -384,6 +384,10 @@ func (s *Server) imageLoad(ctx context.Context, w http.ResponseWriter, r *http.R
 			ps.send(jsonstream.Message{Stream: "Loaded image ID: " + im.ID.String() + "\n"})
 		}
 		for _, t := range im.RepoTags {
+			if old, ok := im.Moved[t]; ok {
+				// docker's words when a loaded tag leaves another image.
+				ps.send(jsonstream.Message{Stream: "The image " + t + " already exists, renaming the old one with ID " + old.String() + " to empty string\n"})
+			}
 			ps.send(jsonstream.Message{Stream: "Loaded image: " + t + "\n"})
 		}
 	}

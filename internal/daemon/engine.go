@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	digest "github.com/opencontainers/go-digest"
 
@@ -119,6 +120,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := e.unpacker.Prune(ctx); err != nil {
 		return nil, fmt.Errorf("new engine: %w", err)
 	}
+	if err := e.pruneInspectViews(ctx); err != nil {
+		return nil, fmt.Errorf("new engine: %w", err)
+	}
 	// Blobs and layer snapshots of a load or pull that a crash cut short
 	// before its image was recorded: nothing references them, nobody else
 	// can be writing (same lock), so they go now.
@@ -128,6 +132,22 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.imageUsers = func(context.Context, digest.Digest) ([]ContainerRef, error) { return nil, nil }
 	undo.Disarm()
 	return e, nil
+}
+
+// pruneInspectViews removes the views image inspect makes (layerDirs)
+// that a crash left behind; they would hold their layers from collection.
+func (e *Engine) pruneInspectViews(ctx context.Context) error {
+	var stale []string
+	err := e.snaps.Walk(ctx, func(i snapshot.Info) error {
+		if i.Kind == snapshot.KindView && strings.HasPrefix(i.Name, inspectViewPrefix) {
+			stale = append(stale, i.Name)
+		}
+		return nil
+	})
+	for _, k := range stale {
+		err = errors.Join(err, e.snaps.Remove(ctx, k))
+	}
+	return err
 }
 
 // Close releases the stores.

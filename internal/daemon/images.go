@@ -2,10 +2,13 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -207,12 +210,71 @@ func (e *Engine) ImageInspect(ctx context.Context, ref string) (ImageInspectResu
 		Os:           c.OS,
 		OsVersion:    c.OSVersion,
 		Size:         r.Size,
-		GraphDriver:  &storage.DriverData{Name: e.driver, Data: map[string]string{}},
+		GraphDriver:  &storage.DriverData{Name: e.driver, Data: e.layerDirs(ctx, r)},
 		RootFS:       imagetypes.RootFS{Type: c.RootFS.Type, Layers: diffs},
 		Metadata:     imagetypes.Metadata{LastTagTime: r.LastTagTime},
 		Descriptor:   &target,
 	}
 	return ImageInspectResult{InspectResponse: res}, nil
+}
+
+// layerDirs is docker's GraphDriver.Data for overlay2: the top layer's
+// directory as UpperDir (and its WorkDir when it has one), the layers below
+// as LowerDir, top first, as overlay's lowerdir lists them. berth keeps no
+// merged directory for image layers, so MergedDir is left out. The copy
+// driver has no such directories to show (docker's vfs shows none either).
+//
+// The snapshotter gives directories only as mounts: a short-lived view on
+// the top layer yields them and is removed at once. Failing that, inspect
+// still answers, without the directories.
+func (e *Engine) layerDirs(ctx context.Context, r image.Record) map[string]string {
+	out := map[string]string{}
+	if e.driver != "overlay" || len(r.Layers) == 0 {
+		return out
+	}
+	key := inspectViewPrefix + rand.Text()
+	ms, err := e.snaps.View(ctx, key, r.Layers[len(r.Layers)-1].ChainID.String())
+	if err != nil {
+		log.From(ctx).Debug("image inspect: no layer directories", log.KeyImage, r.ID, log.KeyErr, err)
+		return out
+	}
+	defer func() {
+		if err := e.snaps.Remove(context.WithoutCancel(ctx), key); err != nil {
+			log.From(ctx).Warn("image inspect: remove view; it stays until the next start", log.KeySnapshot, key, log.KeyErr, err)
+		}
+	}()
+	var lowers []string
+	for _, m := range ms {
+		for _, o := range m.Options {
+			if l, ok := strings.CutPrefix(o, "lowerdir="); ok {
+				lowers = strings.Split(l, ":")
+			}
+		}
+	}
+	// A one-layer view has the view's own empty directory below the layer.
+	if len(lowers) > len(r.Layers) {
+		lowers = lowers[:len(r.Layers)]
+	}
+	if len(lowers) == 0 {
+		return out
+	}
+	out["UpperDir"] = lowers[0]
+	if w := filepath.Join(filepath.Dir(lowers[0]), "work"); dirExists(w) {
+		out["WorkDir"] = w
+	}
+	if len(lowers) > 1 {
+		out["LowerDir"] = strings.Join(lowers[1:], ":")
+	}
+	return out
+}
+
+// inspectViewPrefix marks the views layerDirs makes; New removes any a
+// crash left behind.
+const inspectViewPrefix = "inspect-"
+
+func dirExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }
 
 // ImageHistory lists the image's history, newest first, as docker does:

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -427,5 +428,62 @@ func TestImageEvents(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestImageInspectDocker: inspect shows what docker's does: the layer
+// directories (overlay2's keys) for overlay, RootFS, repo digests and the
+// last tag time; and its view of the layers leaves nothing behind.
+func TestImageInspectDocker(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	for _, driver := range []string{"overlay", "vfs"} {
+		t.Run(driver, func(t *testing.T) {
+			e, err := New(ctx, Config{Root: t.TempDir(), StorageDriver: driver})
+			if err != nil {
+				t.Skipf("%s driver: %v", driver, err)
+			}
+			t.Cleanup(func() { e.Close() })
+			id := loadTestImage(t, e)
+			addRepoDigest(t, e, id, "docker.io/library/busybox")
+			before := time.Now().UTC()
+			if err := e.ImageTag(ctx, ImageTagOptions{Source: "busybox", Target: "bb:2"}); err != nil {
+				t.Fatal(err)
+			}
+			_, snapsBefore := e.counts(t)
+			res, err := e.ImageInspect(ctx, "bb:2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, sn := e.counts(t); sn != snapsBefore {
+				t.Errorf("%d snapshots after inspect, %d before", sn, snapsBefore)
+			}
+			if res.GraphDriver.Name != e.StorageDriver() {
+				t.Errorf("GraphDriver.Name %q, want %q", res.GraphDriver.Name, e.StorageDriver())
+			}
+			d := res.GraphDriver.Data
+			if e.StorageDriver() == "overlay" {
+				lowers := strings.Split(d["LowerDir"], ":")
+				if len(lowers) != 1 || !dirExists(lowers[0]) || !dirExists(d["UpperDir"]) || d["UpperDir"] == lowers[0] {
+					t.Errorf("GraphDriver.Data %v: want an existing UpperDir and one LowerDir", d)
+				}
+				// The second layer whites out /etc/old.conf: the upper dir
+				// is that layer.
+				if fi, err := os.Lstat(filepath.Join(d["UpperDir"], "etc", "old.conf")); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+					t.Errorf("UpperDir %s is not the top layer: %v %v", d["UpperDir"], fi, err)
+				}
+			} else if len(d) != 0 {
+				t.Errorf("GraphDriver.Data %v for %s", d, e.StorageDriver())
+			}
+			if len(res.RootFS.Layers) != 2 || res.RootFS.Type != "layers" {
+				t.Errorf("RootFS %+v", res.RootFS)
+			}
+			if len(res.RepoDigests) != 1 || !strings.HasPrefix(res.RepoDigests[0], "busybox@sha256:") {
+				t.Errorf("RepoDigests %v", res.RepoDigests)
+			}
+			if res.Metadata.LastTagTime.Before(before.Add(-time.Second)) {
+				t.Errorf("LastTagTime %v, tagged at %v", res.Metadata.LastTagTime, before)
+			}
+		})
 	}
 }
