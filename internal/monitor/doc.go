@@ -36,20 +36,39 @@
 // docker's multiplexed frames (stream byte, three zeros, big-endian
 // length). Detach keys are the client's business (Handle.Attach).
 //
-// # Memory
+// # Memory: the C holder
 //
-// A monitor is a whole Go process: measured here (BenchmarkMonitorMemory,
-// 50 containers running sleep, the berth binary as the monitor) about
-// 3.2 MiB PSS and 17 MiB RSS each, nearly all of the PSS private: the
-// heap the binary's package initialisers leave (~0.7 MiB, regexps and
-// tables of packages the monitor never uses), the Go heap and GC
-// metadata, and a few thread stacks. The text is shared. GOGC=50,
-// GOMAXPROCS=1 and a FreeOSMemory after the start are set; they do not
-// change the floor. A slimmer binary (the test binary, with only this
-// package's imports) comes to ~2 MiB PSS. Reaching docker's 270 MiB / 5
-// for 50 containers needs a holder that is not a Go process (see the
-// report of the monitor's author: a C constructor, as nsenter's, that
-// holds the fds and forks the Go part only to create and to delete).
+// A Go process per container costs megabytes: measured with the berth
+// binary (BenchmarkMonitorMemory, 50 containers running sleep) 3.2 MiB
+// PSS and 17 MiB RSS each, nearly all of the PSS private (the heap the
+// binary's package initialisers leave, Go's heap and GC metadata, thread
+// stacks); 50 of them came to 164 MiB PSS against docker's 270 MiB for
+// dockerd, containerd and 50 shims. So the Go monitor only sets the
+// container up. Once it exists, the monitor execve()s the binary with
+// _BERTH_HOLDER set, and holder.c's constructor, run before the Go runtime
+// would start, keeps the container for the rest of its life: same pid (so
+// still the init's parent), still the child subreaper (the flag survives
+// execve), the same fds (stdio pipes or pty master, m.sock's listener, the
+// sync socket), the same protocols. It forks short Go helpers for what
+// needs the runtime library: start (_BERTH_MONITOR_OP=start) and, after the
+// exit, delete. Measured: 0.14 MiB PSS and 1.8 MiB RSS per container, 7
+// MiB PSS for 50. BERTH_MONITOR_GO=1 (or a build without cgo) keeps the Go
+// monitor holding, with the same behaviour.
+//
+//	Go monitor                              C holder (same process)
+//	  subreaper, pipes, runtime Create
+//	  listen m.sock, clear FD_CLOEXEC
+//	  execve(self, _BERTH_HOLDER=1, _BH_*) -->
+//	                                          {"pid":N} to the daemon
+//	                                          serve m.sock (attach early)
+//	                                          {"start"} from the daemon:
+//	                                            helper "start" (Go), relay its answer
+//	                                          copy output to log and attachers,
+//	                                          stdin to the container
+//	                                          SIGCHLD: reap; the init's status:
+//	                                            exit.json, end attaches,
+//	                                            helper "delete" (Go),
+//	                                            unlink m.sock, answer waiters
 //
 // It knows nothing of images, the container record or the API. It owns,
 // in Config.StateDir: config.json, m.sock, c.sock (the console socket,

@@ -64,6 +64,12 @@ static struct {
 	struct timespec at;
 	int answered;
 	char exitjson[512];
+	// Stdin waiting for the container to read: while there is some, no
+	// more is read from any client (back-pressure to the clients' sockets
+	// instead of a blocked loop).
+	char *pend;
+	size_t pendlen, pendoff;
+	struct conn *pendc;
 } H;
 
 static int envint(const char *k, int def) {
@@ -322,6 +328,9 @@ static void conn_close(struct conn *c) {
 static void reply(struct conn *c, const char *s) { (void)writeall(c->fd, s, strlen(s)); }
 
 static void close_stdin(void) {
+	free(H.pend);
+	H.pend = NULL;
+	H.pendc = NULL;
 	if (H.tty) {
 		if (H.master >= 0)
 			(void)writeall(H.master, "\x04", 1);
@@ -400,6 +409,56 @@ static void handle_request(struct conn *c) {
 	}
 }
 
+static int stdin_fd(void) { return H.tty ? H.master : H.infd; }
+
+// to_stdin queues client input for the container's stdin and writes
+// what it can now; the fd is non-blocking.
+static void to_stdin(struct conn *c, const char *p, size_t n) {
+	int dst = stdin_fd();
+	if (dst < 0 || n == 0)
+		return;
+	while (n > 0) {
+		ssize_t w = write(dst, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN)
+			break;
+		if (w < 0)
+			return; // the container closed its stdin: drop
+		p += w;
+		n -= (size_t)w;
+	}
+	if (n > 0) {
+		H.pend = malloc(n);
+		if (!H.pend)
+			return;
+		memcpy(H.pend, p, n);
+		H.pendlen = n;
+		H.pendoff = 0;
+		H.pendc = c;
+	}
+}
+
+// flush_stdin writes queued input once the container's stdin is writable.
+static void flush_stdin(void) {
+	int dst = stdin_fd();
+	while (H.pend && dst >= 0) {
+		ssize_t w = write(dst, H.pend + H.pendoff, H.pendlen - H.pendoff);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN)
+			return;
+		if (w < 0)
+			break;
+		H.pendoff += (size_t)w;
+		if (H.pendoff == H.pendlen)
+			break;
+	}
+	free(H.pend);
+	H.pend = NULL;
+	H.pendc = NULL;
+}
+
 // conn_readable handles input on a connection: the request line, then
 // stdin of an attach.
 static void conn_readable(struct conn *c) {
@@ -422,19 +481,15 @@ static void conn_readable(struct conn *c) {
 		memcpy(extra, nl + 1, rest);
 		*nl = 0;
 		handle_request(c);
-		if (c->state == C_ATTACH && rest > 0 && c->in) {
-			int dst = H.tty ? H.master : H.infd;
-			if (dst >= 0)
-				(void)writeall(dst, extra, rest);
-		}
+		if (c->state == C_ATTACH && rest > 0 && c->in)
+			to_stdin(c, extra, rest);
 		return;
 	}
 	char buf[READBUF];
 	ssize_t n = read(c->fd, buf, sizeof buf);
 	if (n > 0) {
-		int dst = H.tty ? H.master : H.infd;
-		if (c->state == C_ATTACH && c->in && dst >= 0)
-			(void)writeall(dst, buf, (size_t)n);
+		if (c->state == C_ATTACH && c->in)
+			to_stdin(c, buf, (size_t)n);
 		return;
 	}
 	// EOF: the client's stdin ended (or it went).
@@ -596,6 +651,12 @@ static void holder_main(void) {
 		if (fd == H.sync || fd == H.listen || fd == H.outfd || fd == H.errfd || fd == H.infd || fd == H.master)
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
 	}
+	// Stdin is written without blocking (see to_stdin); output is read
+	// only when poll says so, and a pty read may block otherwise.
+	if (H.infd >= 0)
+		fcntl(H.infd, F_SETFL, fcntl(H.infd, F_GETFL) | O_NONBLOCK);
+	if (H.master >= 0)
+		fcntl(H.master, F_SETFL, fcntl(H.master, F_GETFL) | O_NONBLOCK);
 	if (H.logpath)
 		log_open();
 	signal(SIGPIPE, SIG_IGN);
@@ -630,8 +691,12 @@ static void holder_main(void) {
 				pf[n] = (struct pollfd){.fd = srcs[s], .events = POLLIN};
 				idx[n++] = -10 - s;
 			}
+		if (H.pend && stdin_fd() >= 0) {
+			pf[n] = (struct pollfd){.fd = stdin_fd(), .events = POLLOUT};
+			idx[n++] = -4;
+		}
 		for (int i = 0; i < MAXCONN; i++)
-			if (H.c[i].state != C_FREE && H.c[i].in != -1) {
+			if (H.c[i].state != C_FREE && H.c[i].in != -1 && !(H.pend && H.c[i].state == C_ATTACH)) {
 				pf[n] = (struct pollfd){.fd = H.c[i].fd, .events = POLLIN};
 				idx[n++] = i;
 			}
@@ -698,6 +763,8 @@ static void holder_main(void) {
 				close(H.sync);
 				H.sync = -1;
 				running = 1;
+			} else if (id == -4) {
+				flush_stdin();
 			} else if (id <= -10) {
 				int s = -10 - id;
 				char buf[READBUF];

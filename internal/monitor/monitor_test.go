@@ -425,3 +425,57 @@ func TestExitWhileAwayAndRestart(t *testing.T) {
 		t.Fatalf("logs of 4 runs: %q", got)
 	}
 }
+
+// Stdin the container does not read yet waits in the monitor without
+// stopping it: it still answers, and every byte arrives in the end.
+func TestAttachLargeStdin(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := newEnv(t, []string{"/bin/sh", "-c", "sleep 0.5; wc -c"}, nil)
+	e.cfg.OpenStdin, e.cfg.StdinOnce = true, true
+	h := e.start(t)
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- h.Attach(context.Background(), AttachOptions{Stdin: bytes.NewReader(make([]byte, 1<<20)), Stdout: &out})
+	}()
+	time.Sleep(100 * time.Millisecond)
+	// The container reads nothing yet; the monitor still answers.
+	if _, err := Connect(context.Background(), e.cfg.StateDir); err != nil {
+		t.Fatalf("connect while stdin is backed up: %v", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("attach did not end")
+	}
+	if strings.TrimSpace(out.String()) != "1048576" {
+		t.Fatalf("container read %q bytes, want 1048576", out.String())
+	}
+	if ex := wait(t, h); ex.Code != 0 {
+		t.Fatalf("exit %+v", ex)
+	}
+}
+
+// The Go monitor that holds the container itself (no C holder: a build
+// without cgo, or BERTH_MONITOR_GO=1) does the same job.
+func TestGoMonitorHolds(t *testing.T) {
+	testutil.RequireRoot(t)
+	t.Setenv("BERTH_MONITOR_GO", "1")
+	e := newEnv(t, []string{"/bin/sh", "-c", "read x; echo got $x; exit 5"}, nil)
+	e.cfg.OpenStdin, e.cfg.StdinOnce = true, true
+	h := e.start(t)
+	var out lockedBuffer
+	if err := h.Attach(context.Background(), AttachOptions{Stdin: strings.NewReader("hi\n"), Stdout: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if ex := wait(t, h); ex.Code != 5 || out.String() != "got hi\n" {
+		t.Fatalf("exit %+v output %q", ex, out.String())
+	}
+	e.kill(t, h)
+	if got := e.logs(t); len(got) != 1 || got[0] != "stdout:got hi\n" {
+		t.Fatalf("logs %q", got)
+	}
+}
