@@ -521,6 +521,11 @@ func wrongState(c *Container, op string, st Status) error {
 
 // Start runs the process of a created container.
 func (c *Container) Start(ctx context.Context) error {
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if st := c.Status(); st != StatusCreated {
 		return wrongState(c, "start", st)
 	}
@@ -632,6 +637,11 @@ func (c *Container) cgroups() (cgroups.Manager, error) {
 // Delete removes a stopped (or created) container: its cgroup and state,
 // then the poststop hooks. With force it first kills a running one.
 func (c *Container) Delete(ctx context.Context, force bool) error {
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st := c.Status()
 	switch st {
 	case StatusRunning, StatusPaused:
@@ -730,6 +740,11 @@ func (c *Container) Wait(ctx context.Context) (int, error) {
 
 // Pause freezes every process of the container.
 func (c *Container) Pause(ctx context.Context) error {
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if st := c.Status(); st != StatusRunning && st != StatusCreated {
 		return wrongState(c, "pause", st)
 	}
@@ -746,6 +761,11 @@ func (c *Container) Pause(ctx context.Context) error {
 
 // Resume thaws a paused container.
 func (c *Container) Resume(ctx context.Context) error {
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if st := c.Status(); st != StatusPaused {
 		return wrongState(c, "resume", st)
 	}
@@ -765,6 +785,11 @@ func (c *Container) Resume(ctx context.Context) error {
 
 // Update writes new resource limits and keeps them in the saved spec.
 func (c *Container) Update(ctx context.Context, r *specs.LinuxResources) error {
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if st := c.Status(); st == StatusStopped {
 		return wrongState(c, "update", st)
 	}
@@ -845,4 +870,31 @@ func mappedRoot(s *specs.Spec) (uid, gid int, ok bool) {
 		}
 	}
 	return uid, gid, true
+}
+
+// lock takes an exclusive flock on the container's directory for one
+// state transition and reloads the record under it, so two processes
+// cannot both start, or start and delete, the same container.
+func (c *Container) lock() (func(), error) {
+	fd, err := unix.Open(c.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, fmt.Errorf("container %s: %w", c.rec.ID, errdefs.ErrNotFound)
+		}
+		return nil, fmt.Errorf("lock container %s: %w", c.rec.ID, err)
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("lock container %s: %w", c.rec.ID, err)
+	}
+	rec, err := loadRecord(c.dir, c.rec.ID)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if c.rec.Spec != nil && string(rec.RawSpec) == string(c.rec.RawSpec) {
+		rec.Spec = c.rec.Spec // keep the decoded spec
+	}
+	c.rec = rec
+	return func() { unix.Close(fd) }, nil
 }
