@@ -179,3 +179,42 @@ func TestNoPivot(t *testing.T) {
 		t.Fatalf("exit %d, output %q", code, out)
 	}
 }
+
+// Two handles start the same container at once: one wins, the other gets
+// a conflict instead of blocking on the exec fifo forever.
+func TestConcurrentStartsOneWins(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	rt := newRuntime(t)
+	c, err := rt.Create(ctx, "race", CreateOptions{Bundle: newBundle(t, shell("sleep 600"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(ctx, true) })
+	other, err := rt.Load(ctx, "race")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- c.Start(ctx) }()
+	go func() { errs <- other.Start(ctx) }()
+	var ok, conflict int
+	for range 2 {
+		select {
+		case err := <-errs:
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, errdefs.ErrConflict):
+				conflict++
+			default:
+				t.Fatalf("start: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a start hung")
+		}
+	}
+	if ok != 1 || conflict != 1 {
+		t.Fatalf("%d starts succeeded, %d conflicted", ok, conflict)
+	}
+}
