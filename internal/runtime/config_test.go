@@ -175,6 +175,18 @@ func TestConfigEffects(t *testing.T) {
 			want:   []string{"ok"},
 		},
 		{
+			name:   "scheduler",
+			edit:   func(s *specs.Spec) { s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedBatch, Nice: 5} },
+			script: "grep -E '^policy' /proc/self/sched | tr -s ' '; cut -d' ' -f19 /proc/self/stat",
+			want:   []string{": 3\n5"},
+		},
+		{
+			name:   "rootfs propagation",
+			edit:   func(s *specs.Spec) { s.Linux.RootfsPropagation = "rprivate" },
+			script: "grep ' / / ' /proc/self/mountinfo | grep -c master: ; true",
+			want:   []string{"0"},
+		},
+		{
 			name:   "exit status",
 			script: "exit 42",
 			code:   42,
