@@ -3,7 +3,6 @@ package runtime_test
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -70,7 +69,7 @@ func buildB(b *testing.B) string {
 	if binary != "" {
 		return binary
 	}
-	out := filepath.Join(os.TempDir(), "berth-runtime-clitest")
+	out := binaryPath()
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -extldflags -static", "-o", out, "github.com/berth-dev/berth/cmd/berth-runtime")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if o, err := cmd.CombinedOutput(); err != nil {

@@ -5,9 +5,11 @@ package runtime_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +26,25 @@ import (
 // collect it after delete.
 func TestMain(m *testing.M) {
 	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	removeStaleBinaries()
 	testutil.Main(m)
+}
+
+// binaryPath is where this test process builds berth-runtime: one per
+// process, so concurrent test runs do not overwrite each other's.
+func binaryPath() string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("berth-runtime-clitest-%d", os.Getpid()))
+}
+
+// removeStaleBinaries deletes the binaries of test processes that are gone.
+func removeStaleBinaries() {
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), "berth-runtime-clitest-*"))
+	for _, f := range old {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(f), "berth-runtime-clitest-"))
+		if err == nil && unix.Kill(pid, 0) == unix.ESRCH {
+			_ = os.Remove(f)
+		}
+	}
 }
 
 // reap collects a container init re-parented to the test.
@@ -59,7 +79,7 @@ func build(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(os.TempDir(), "berth-runtime-clitest")
+	out := binaryPath()
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -extldflags -static", "-o", out, "./cmd/berth-runtime")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
