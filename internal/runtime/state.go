@@ -84,7 +84,8 @@ func loadRecord(dir, id string) (*record, error) {
 	b, err := os.ReadFile(filepath.Join(dir, stateFile))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
+			// runc's words: containerd and podman match "does not exist".
+			return nil, fmt.Errorf("container %s does not exist: %w", id, errdefs.ErrNotFound)
 		}
 		return nil, fmt.Errorf("read state of %s: %w", id, err)
 	}
