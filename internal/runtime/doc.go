@@ -9,7 +9,11 @@
 // <root>/<id>/ (root defaults to /run/berth-runtime): state.json, written
 // atomically (temp file, fsync, rename), and exec.fifo while the container
 // is "created". Cgroups are made and removed through internal/cgroups, whose
-// default parent is berth's own, never the caller's cgroup.
+// default parent is berth's own, never the caller's cgroup; since that
+// default is named after the id alone, a create whose cgroup already holds
+// processes (the same id under another root) fails with ErrAlreadyExists.
+// State transitions take a flock on <root>/<id>, so concurrent commands on
+// one container serialize.
 //
 // # API
 //
