@@ -60,6 +60,9 @@ func TestCreateRejectsBadInput(t *testing.T) {
 			s.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.MountNamespace}}
 		}), errdefs.ErrInvalidArgument, "hostname needs a uts namespace"},
 		{"apparmor on a host without it", edit(func(s *specs.Spec) { s.Process.ApparmorProfile = "docker-default" }), errdefs.ErrInvalidArgument, "no AppArmor"},
+		{"netDevices", edit(func(s *specs.Spec) {
+			s.Linux.NetDevices = map[string]specs.LinuxNetDevice{"eth9": {}}
+		}), errdefs.ErrNotImplemented, "linux.netDevices"},
 		{"terminal without console socket", edit(func(s *specs.Spec) { s.Process.Terminal = true }), errdefs.ErrInvalidArgument, "console-socket"},
 	}
 	for _, tc := range cases {

@@ -129,7 +129,8 @@
 //
 // # The spec: rejected with a clear error
 //
-//   - linux.intelRdt, process.execCPUAffinity (errdefs.ErrNotImplemented).
+//   - linux.intelRdt, linux.memoryPolicy, linux.netDevices,
+//     process.execCPUAffinity (errdefs.ErrNotImplemented).
 //   - linux.personality flags; unknown namespace types, rlimit types,
 //     ioPriority classes, scheduler policies, capability names
 //     (errdefs.ErrInvalidArgument).

@@ -142,6 +142,15 @@ func validateSpec(s *specs.Spec) error {
 	if s.Linux.IntelRdt != nil {
 		return fmt.Errorf("linux.intelRdt: %w", errdefs.ErrNotImplemented)
 	}
+	if s.Linux.MemoryPolicy != nil {
+		return fmt.Errorf("linux.memoryPolicy: %w", errdefs.ErrNotImplemented)
+	}
+	if len(s.Linux.NetDevices) > 0 {
+		return fmt.Errorf("linux.netDevices: %w", errdefs.ErrNotImplemented)
+	}
+	if s.Process.CommandLine != "" {
+		return invalid("process.commandLine is for Windows")
+	}
 	if s.Linux.MountLabel != "" && !lsmEnabled("selinux") {
 		return invalid("linux.mountLabel is set but the host has no SELinux")
 	}
