@@ -43,6 +43,16 @@ func TestContainerAutoRemove(t *testing.T) {
 	if vols, _ := c.vols.List(); len(vols) != 0 {
 		t.Fatalf("anonymous volume kept: %v", vols)
 	}
+	// A --rm container whose command cannot run is removed too, and the
+	// error is the request's (400; the CLI exits 127 on its words).
+	bad := create(t, e, "", containertypes.Config{Cmd: []string{"nosuchcmd"}}, &containertypes.HostConfig{AutoRemove: true})
+	err = e.ContainerStart(ctx, bad)
+	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "executable file not found") {
+		t.Fatalf("start of a missing command: %v", err)
+	}
+	if _, err := e.ContainerInspect(ctx, bad, false); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("--rm container kept after a failed start: %v", err)
+	}
 }
 
 func TestContainerRestartPolicy(t *testing.T) {

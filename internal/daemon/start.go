@@ -52,7 +52,35 @@ func (e *Engine) ContainerStart(ctx context.Context, ref string) error {
 	l := c.liveOf(r.ID)
 	l.stopping, l.backoff = false, 0
 	r.State.ManuallyStopped = false
-	return e.startLocked(ctx, c, ct, l)
+	err = e.startLocked(ctx, c, ct, l)
+	if err != nil && r.HostConfig.AutoRemove {
+		// docker removes a --rm container whose start failed: the client
+		// waits for its removal.
+		if rerr := e.removeFailedStart(ctx, c, ct); rerr != nil {
+			log.From(ctx).Warn("start: remove --rm container after a failed start", log.KeyContainer, r.ID, log.KeyErr, rerr)
+		}
+	}
+	if errors.Is(err, monitor.ErrCommandNotFound) || errors.Is(err, monitor.ErrCommandNotExecutable) {
+		// A bad command is the request's fault (docker: 400; the CLI
+		// exits 127 or 126 reading the message).
+		err = fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return err
+}
+
+// removeFailedStart removes a created container whose start failed. The
+// caller holds the lock.
+func (e *Engine) removeFailedStart(ctx context.Context, c *ctrs, ct *container.Container) error {
+	if err := ct.SetStatus(container.Removing); err != nil {
+		return err
+	}
+	r := ct.R()
+	if err := e.removeLocked(ctx, c, ct, true); err != nil {
+		_ = ct.SetStatus(container.Dead)
+		return err
+	}
+	e.emitContainer(ctx, evtypes.ActionDestroy, r, nil)
+	return nil
 }
 
 // startLocked mounts the root filesystem, writes the bundle and starts
@@ -134,7 +162,7 @@ func (e *Engine) startLocked(ctx context.Context, c *ctrs, ct *container.Contain
 	}
 	h, err := monitor.Start(ctx, mc)
 	if err != nil {
-		return fmt.Errorf("start %s: %w", r.ID, err)
+		return err // "start container <id>: …" already
 	}
 	l.proc = h
 	l.gen++
