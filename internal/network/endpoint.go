@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -38,7 +39,8 @@ func (m *Manager) NewNetns(ctx context.Context, containerID string) (string, err
 		return "", fmt.Errorf("netns for container %q: %w", containerID, errdefs.ErrInvalidArgument)
 	}
 	path := m.NetnsPath(containerID)
-	if err := m.pool.Take(path); err != nil {
+	veth, err := m.pool.Take(path)
+	if err != nil {
 		return "", fmt.Errorf("netns for container %s: %w", containerID, err)
 	}
 	m.mu.Lock()
@@ -47,7 +49,7 @@ func (m *Manager) NewNetns(ctx context.Context, containerID string) (string, err
 		_ = netns.Remove(path)
 		return "", fmt.Errorf("netns for container %s: %w", containerID, errdefs.ErrAlreadyExists)
 	}
-	m.st.Containers = append(m.st.Containers, &Sandbox{ContainerID: containerID, Netns: path, OwnNetns: true})
+	m.st.Containers = append(m.st.Containers, &Sandbox{ContainerID: containerID, Netns: path, OwnNetns: true, PoolVeth: veth})
 	log.From(ctx).Debug("netns ready", log.KeyContainer, containerID, log.KeyNetns, path)
 	if err := m.save(); err != nil {
 		m.st.Containers = m.st.Containers[:len(m.st.Containers)-1]
@@ -242,34 +244,23 @@ func (m *Manager) attachLocked(ctx context.Context, opts AttachOptions) (AttachR
 	if err != nil {
 		return AttachResult{}, fmt.Errorf("bridge %s: %w", n.Bridge, err)
 	}
-	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MTU: n.MTU, MasterIndex: br.Attrs().Index},
-		PeerName:         ep.IfName,
-		PeerHardwareAddr: mac,
-		PeerNamespace:    netlink.NsFd(int(nsf.Fd())),
-	}
-	if n.MTU > 0 {
-		veth.PeerMTU = uint32(n.MTU)
-	}
-	if err := netlink.LinkAdd(veth); errors.Is(err, unix.EEXIST) {
-		// The same container on the same network moments ago: its
-		// namespace was released and the kernel still destroys the old
-		// pair in the background. Take the name back now.
-		if err := delLink(ep.HostVeth); err != nil {
-			return AttachResult{}, fmt.Errorf("remove old veth %s: %w", ep.HostVeth, err)
+	var setMAC net.HardwareAddr // set inside when the pair came from the pool
+	if sb.PoolVeth != "" && len(eps) == 0 {
+		pooled := sb.PoolVeth
+		sb.PoolVeth = ""
+		if err := m.adoptPooledVeth(pooled, ep.HostVeth, n, br); err != nil {
+			_ = delLink(pooled)
+			_ = delLink(ep.HostVeth)
+			return AttachResult{}, err
 		}
-		err = netlink.LinkAdd(veth)
-		if err != nil {
-			return AttachResult{}, fmt.Errorf("add veth %s: %w", ep.HostVeth, err)
-		}
-	} else if err != nil {
-		return AttachResult{}, fmt.Errorf("add veth %s: %w", ep.HostVeth, err)
+		undo.Push(func() { _ = delLink(ep.HostVeth) })
+		setMAC = mac
+	} else if err := m.addVeth(ep, n, br, mac, nsf); err != nil {
+		return AttachResult{}, err
+	} else {
+		undo.Push(func() { _ = delLink(ep.HostVeth) })
 	}
-	undo.Push(func() { _ = delLink(ep.HostVeth) })
-	if err := netlink.LinkSetUp(veth); err != nil {
-		return AttachResult{}, fmt.Errorf("set %s up: %w", ep.HostVeth, err)
-	}
-	if err := configureInside(nsf, ep, n, len(eps) == 0 || !hasDefaultRoute(m, eps)); err != nil {
+	if err := configureInside(nsf, ep, n, len(eps) == 0 || !hasDefaultRoute(m, eps), setMAC); err != nil {
 		return AttachResult{}, err
 	}
 
@@ -300,6 +291,86 @@ func (m *Manager) attachLocked(ctx context.Context, opts AttachOptions) (AttachR
 	res.Endpoint = *ep
 	log.From(ctx).Debug("attached", log.KeyContainer, opts.ContainerID, "network", n.Name, "ip", ep.IPv4, "veth", ep.HostVeth)
 	return res, nil
+}
+
+// addVeth makes the pair: the host end on the bridge, up; the peer made
+// directly inside the namespace under its final name and MAC.
+func (m *Manager) addVeth(ep *Endpoint, n *Network, br netlink.Link, mac net.HardwareAddr, nsf *os.File) error {
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MTU: n.MTU, MasterIndex: br.Attrs().Index},
+		PeerName:         ep.IfName,
+		PeerHardwareAddr: mac,
+		PeerNamespace:    netlink.NsFd(int(nsf.Fd())),
+	}
+	if n.MTU > 0 {
+		veth.PeerMTU = uint32(n.MTU)
+	}
+	err := netlink.LinkAdd(veth)
+	if errors.Is(err, unix.EEXIST) {
+		// The same container on the same network moments ago: its
+		// namespace was released and the kernel still destroys the old
+		// pair in the background. Take the name back now.
+		if err := delLink(ep.HostVeth); err != nil {
+			return fmt.Errorf("remove old veth %s: %w", ep.HostVeth, err)
+		}
+		err = netlink.LinkAdd(veth)
+	}
+	if err != nil {
+		return fmt.Errorf("add veth %s: %w", ep.HostVeth, err)
+	}
+	if err := netlink.LinkSetUp(veth); err != nil {
+		_ = delLink(ep.HostVeth)
+		return fmt.Errorf("set %s up: %w", ep.HostVeth, err)
+	}
+	return nil
+}
+
+// pooledVeth is the namespace pool's Prepare: each spare namespace gets
+// its eth0 in advance, the host end down and unattached under a
+// temporary name, which takes the veth creation (about a millisecond,
+// the largest part of an attach) off the start path.
+func pooledVeth(ns *os.File) (string, error) {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	name := "vbp" + hex.EncodeToString(b)
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(ns.Fd()))}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return "", fmt.Errorf("pooled veth: %w", err)
+	}
+	return name, nil
+}
+
+// adoptPooledVeth gives a pooled pair's host end its endpoint name and
+// MTU (both need it down, as it is), then puts it on the bridge, up.
+func (m *Manager) adoptPooledVeth(pooled, name string, n *Network, br netlink.Link) error {
+	l, err := netlink.LinkByName(pooled)
+	if err != nil {
+		return fmt.Errorf("pooled veth %s: %w", pooled, err)
+	}
+	if err := netlink.LinkSetName(l, name); errors.Is(err, unix.EEXIST) {
+		// see addVeth: an old pair of the same container still going
+		if err := delLink(name); err != nil {
+			return fmt.Errorf("remove old veth %s: %w", name, err)
+		}
+		err = netlink.LinkSetName(l, name)
+		if err != nil {
+			return fmt.Errorf("rename %s to %s: %w", pooled, name, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("rename %s to %s: %w", pooled, name, err)
+	}
+	if n.MTU > 0 {
+		if err := netlink.LinkSetMTU(l, n.MTU); err != nil {
+			return fmt.Errorf("mtu of %s: %w", name, err)
+		}
+	}
+	if err := netlink.LinkSetMasterByIndex(l, br.Attrs().Index); err != nil {
+		return fmt.Errorf("put %s on %s: %w", name, n.Bridge, err)
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set %s up: %w", name, err)
+	}
+	return nil
 }
 
 // hasDefaultRoute reports whether one of the container's endpoints gave it
@@ -344,7 +415,7 @@ func (m *Manager) poolOf(n *Network, s Subnet) (*ipam.Pool, error) {
 // configureInside addresses and routes the container's end of the veth.
 // The netlink socket is opened inside the namespace, so no thread of ours
 // has to enter it.
-func configureInside(nsf *os.File, ep *Endpoint, n *Network, defaultRoute bool) error {
+func configureInside(nsf *os.File, ep *Endpoint, n *Network, defaultRoute bool, setMAC net.HardwareAddr) error {
 	h, err := netlink.NewHandleAt(vnetns.NsHandle(int(nsf.Fd())), unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink in container netns: %w", err)
@@ -353,6 +424,16 @@ func configureInside(nsf *os.File, ep *Endpoint, n *Network, defaultRoute bool) 
 	l, err := h.LinkByName(ep.IfName)
 	if err != nil {
 		return fmt.Errorf("find %s in container netns: %w", ep.IfName, err)
+	}
+	if setMAC != nil {
+		if err := h.LinkSetHardwareAddr(l, setMAC); err != nil {
+			return fmt.Errorf("mac of %s: %w", ep.IfName, err)
+		}
+		if n.MTU > 0 {
+			if err := h.LinkSetMTU(l, n.MTU); err != nil {
+				return fmt.Errorf("mtu of %s: %w", ep.IfName, err)
+			}
+		}
 	}
 	if ep.IPv4.IsValid() {
 		if err := h.AddrAdd(l, &netlink.Addr{IPNet: ipNet(ep.IPv4)}); err != nil {
@@ -490,6 +571,9 @@ func (m *Manager) releaseLocked(ctx context.Context, containerID string) error {
 		delete(m.servers, containerID)
 	}
 	if sb != nil {
+		if sb.PoolVeth != "" {
+			m.dying[sb.PoolVeth] = true // never attached: goes with the namespace
+		}
 		if sb.OwnNetns {
 			errs = append(errs, netns.Remove(sb.Netns))
 		}

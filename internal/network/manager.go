@@ -99,7 +99,8 @@ type Subnet struct {
 type Sandbox struct {
 	ContainerID string
 	Netns       string
-	OwnNetns    bool // made by NewNetns: removed by Release
+	OwnNetns    bool   // made by NewNetns: removed by Release
+	PoolVeth    string `json:",omitempty"` // host end of the pooled namespace's eth0, until the first Attach
 	Hostname    string
 	Domainname  string   `json:",omitempty"`
 	DNS         []string `json:",omitempty"`
@@ -196,7 +197,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 			}
 		}
 	}
-	m.pool = netns.NewPool(ctx, cfg.PoolSize)
+	m.pool = netns.NewPool(ctx, cfg.PoolSize, pooledVeth)
 	return m, nil
 }
 
@@ -212,7 +213,9 @@ func (m *Manager) Close() {
 
 func (m *Manager) closeLocked() {
 	if m.pool != nil {
-		m.pool.Close()
+		for _, veth := range m.pool.Close() {
+			m.dying[veth] = true // destroyed with its namespace
+		}
 	}
 	for id, s := range m.servers {
 		s.Close()

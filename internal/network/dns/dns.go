@@ -166,10 +166,8 @@ func (s *Server) serveTCP() {
 				if resp == nil {
 					return
 				}
-				if _, err := c.Write(binary.BigEndian.AppendUint16(nil, uint16(len(resp)))); err != nil {
-					return
-				}
-				if _, err := c.Write(resp); err != nil {
+				// one write: length and message in one segment
+				if _, err := c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(resp))), resp...)); err != nil {
 					return
 				}
 			}

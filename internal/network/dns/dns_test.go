@@ -1,6 +1,7 @@
 package dns_test
 
 import (
+	"io"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -110,13 +111,16 @@ func TestServerAnswersAndForwards(t *testing.T) {
 	if _, err := conn.Write(append([]byte{byte(len(b) >> 8), byte(len(b))}, b...)); err != nil {
 		t.Fatal(err)
 	}
-	resp := make([]byte, 512)
-	n, err := conn.Read(resp)
-	if err != nil || n < 2 {
+	var l [2]byte
+	if _, err := io.ReadFull(conn, l[:]); err != nil {
+		t.Fatalf("tcp read: %v", err)
+	}
+	resp := make([]byte, int(l[0])<<8|int(l[1]))
+	if _, err := io.ReadFull(conn, resp); err != nil {
 		t.Fatalf("tcp read: %v", err)
 	}
 	var m dnsmessage.Message
-	if err := m.Unpack(resp[2:n]); err != nil || len(m.Answers) != 1 || m.Header.ID != 7 {
+	if err := m.Unpack(resp); err != nil || len(m.Answers) != 1 || m.Header.ID != 7 {
 		t.Fatalf("tcp answer %+v %v", m, err)
 	}
 }

@@ -18,9 +18,9 @@ func TestCreateHasLoopbackUp(t *testing.T) {
 		t.Run(map[bool]string{false: "direct", true: "pool"}[pooled], func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "ns")
 			if pooled {
-				p := netns.NewPool(t.Context(), 2)
-				t.Cleanup(p.Close)
-				if err := p.Take(path); err != nil {
+				p := netns.NewPool(t.Context(), 2, nil)
+				t.Cleanup(func() { p.Close() })
+				if _, err := p.Take(path); err != nil {
 					t.Fatal(err)
 				}
 			} else if err := netns.Create(path); err != nil {
@@ -76,12 +76,12 @@ func TestRemoveTwice(t *testing.T) {
 
 func benchmarkTake(b *testing.B, size int) {
 	dir := b.TempDir()
-	p := netns.NewPool(b.Context(), size)
+	p := netns.NewPool(b.Context(), size, nil)
 	defer p.Close()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		path := filepath.Join(dir, "ns")
-		if err := p.Take(path); err != nil {
+		if _, err := p.Take(path); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()

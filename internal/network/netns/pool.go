@@ -13,19 +13,31 @@ import (
 // after each Take; Close stops the goroutine and drops the spare namespaces.
 // It is safe for concurrent use. mu guards ready and closed.
 type Pool struct {
-	size   int
-	mu     sync.Mutex
-	ready  []*os.File
-	closed bool
-	kick   chan struct{}
-	stop   chan struct{}
-	done   chan struct{}
+	size    int
+	prepare Prepare
+	mu      sync.Mutex
+	ready   []item
+	closed  bool
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
 }
+
+type item struct {
+	f     *os.File
+	token string
+}
+
+// Prepare does the owner's own work on a pooled namespace in the
+// background (the network package makes its eth0 veth there) and returns a
+// token that Take hands back with the namespace.
+type Prepare func(ns *os.File) (token string, err error)
 
 // NewPool starts a pool of size namespaces, filled in the background. A
 // size below one gives a pool that always makes namespaces on demand.
-func NewPool(ctx context.Context, size int) *Pool {
-	p := &Pool{size: size, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+// prepare may be nil.
+func NewPool(ctx context.Context, size int, prepare Prepare) *Pool {
+	p := &Pool{size: size, prepare: prepare, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go p.fill(context.WithoutCancel(ctx))
 	p.kick <- struct{}{}
 	return p
@@ -59,25 +71,34 @@ func (p *Pool) fill(ctx context.Context) {
 				log.From(ctx).Warn("netns pool: make namespace", log.KeyErr, err)
 				break
 			}
+			var token string
+			if p.prepare != nil {
+				if token, err = p.prepare(f); err != nil {
+					// what prepare made inside goes with the namespace
+					f.Close()
+					log.From(ctx).Warn("netns pool: prepare namespace", log.KeyErr, err)
+					break
+				}
+			}
 			p.mu.Lock()
 			if p.closed {
 				p.mu.Unlock()
 				f.Close()
 				return
 			}
-			p.ready = append(p.ready, f)
+			p.ready = append(p.ready, item{f, token})
 			p.mu.Unlock()
 		}
 	}
 }
 
-// Take binds a namespace on path: a pooled one when there is one, else a
-// new one made now.
-func (p *Pool) Take(path string) error {
+// Take binds a namespace on path: a pooled one when there is one (with
+// its Prepare token), else a new one made now (token "").
+func (p *Pool) Take(path string) (token string, err error) {
 	p.mu.Lock()
 	var f *os.File
 	if n := len(p.ready); n > 0 && !p.closed {
-		f = p.ready[n-1]
+		f, token = p.ready[n-1].f, p.ready[n-1].token
 		p.ready = p.ready[:n-1]
 	}
 	p.mu.Unlock()
@@ -88,10 +109,10 @@ func (p *Pool) Take(path string) error {
 		}
 	}()
 	if f == nil {
-		return Create(path)
+		return "", Create(path)
 	}
 	defer f.Close()
-	return bind(f, path)
+	return token, bind(f, path)
 }
 
 // refillDelay is how long the pool waits after a Take before it makes new
@@ -105,12 +126,14 @@ func (p *Pool) Ready() int {
 	return len(p.ready)
 }
 
-// Close stops refilling and releases the spare namespaces.
-func (p *Pool) Close() {
+// Close stops refilling and releases the spare namespaces (the kernel
+// destroys them, and what Prepare made in them, in the background). It
+// returns the tokens of the namespaces it released.
+func (p *Pool) Close() []string {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return
+		return nil
 	}
 	p.closed = true
 	ready := p.ready
@@ -118,7 +141,12 @@ func (p *Pool) Close() {
 	p.mu.Unlock()
 	close(p.stop)
 	<-p.done
-	for _, f := range ready {
-		f.Close()
+	var tokens []string
+	for _, it := range ready {
+		it.f.Close()
+		if it.token != "" {
+			tokens = append(tokens, it.token)
+		}
 	}
+	return tokens
 }
