@@ -42,6 +42,10 @@ type Record struct {
 	// alone, removed with rm -v.
 	Mounts           []container.MountPoint `json:"Mounts,omitempty"`
 	AnonymousVolumes []string               `json:"AnonymousVolumes,omitempty"`
+	// CopyUp lists the destinations of volumes created for this container
+	// that still get the image's files there at the first start (docker
+	// fills a new, empty volume from the image).
+	CopyUp []string `json:"CopyUp,omitempty"`
 
 	LogPath        string `json:"LogPath,omitempty"`
 	ResolvConfPath string `json:"ResolvConfPath,omitempty"`

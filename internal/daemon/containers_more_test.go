@@ -402,3 +402,54 @@ func TestContainerOnDefaultNetwork(t *testing.T) {
 		t.Fatalf("unknown network: %v", err)
 	}
 }
+
+// TestContainerVolumeCopyUp: a new volume gets the image's files at its
+// destination at the first start; an existing, filled one does not.
+func TestContainerVolumeCopyUp(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := ctrEngine(t)
+	ctx := context.Background()
+	id := create(t, e, "", containertypes.Config{Cmd: []string{"cat", "/opt/replaced/new.txt"}, Volumes: map[string]struct{}{"/etc": {}}},
+		&containertypes.HostConfig{Binds: []string{"optvol:/opt"}})
+	if err := e.ContainerStart(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, e, id, containertypes.WaitConditionNotRunning); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	c, _ := e.ctrs()
+	v, err := c.vols.Get("optvol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(v.Mountpoint, "replaced", "new.txt")); err != nil {
+		t.Fatalf("named volume not filled: %v", err)
+	}
+	ins, _ := e.ContainerInspect(ctx, id, false)
+	for _, m := range ins.Mounts {
+		if m.Destination == "/etc" {
+			if _, err := os.Stat(filepath.Join(m.Source, "passwd")); err != nil {
+				t.Fatalf("anonymous volume not filled: %v", err)
+			}
+		}
+	}
+	os.WriteFile(filepath.Join(v.Mountpoint, "mine"), []byte("x"), 0o644)
+	os.RemoveAll(filepath.Join(v.Mountpoint, "replaced"))
+	id2 := create(t, e, "", containertypes.Config{Cmd: []string{"true"}}, &containertypes.HostConfig{Binds: []string{"optvol:/opt"}})
+	if err := e.ContainerStart(ctx, id2); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, e, id2, containertypes.WaitConditionNotRunning)
+	if _, err := os.Stat(filepath.Join(v.Mountpoint, "replaced")); err == nil {
+		t.Fatal("an existing volume was filled again")
+	}
+	for _, x := range []string{id, id2} {
+		if err := e.ContainerRemove(ctx, x, ContainerRemoveOptions{RemoveVolumes: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.vols.Get("optvol"); err != nil {
+		t.Fatal("rm -v removed a named volume")
+	}
+	c.vols.Remove("optvol")
+}

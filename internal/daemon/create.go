@@ -152,7 +152,7 @@ func (e *Engine) ContainerCreate(ctx context.Context, opts ContainerCreateOption
 			log.From(ctx).Warn("create: remove snapshot after failure; it may stay", log.KeySnapshot, key, log.KeyErr, err)
 		}
 	})
-	mps, anon, err := e.resolveMounts(ctx, c, &cfg, &host)
+	mps, anon, copyUp, err := e.resolveMounts(ctx, c, &cfg, &host)
 	for _, v := range anon {
 		undo.Push(func() { _ = c.vols.Remove(v) })
 	}
@@ -166,7 +166,7 @@ func (e *Engine) ContainerCreate(ctx context.Context, opts ContainerCreateOption
 		Config: &cfg, HostConfig: &host,
 		State:       container.State{Status: container.Created},
 		SnapshotKey: key, Driver: e.driver,
-		Mounts: mps, AnonymousVolumes: anon,
+		Mounts: mps, AnonymousVolumes: anon, CopyUp: copyUp,
 	}
 	if opts.NetworkingConfig != nil {
 		rec.Endpoints = opts.NetworkingConfig.EndpointsConfig
@@ -355,9 +355,7 @@ func mergeEnv(img, run []string) []string {
 // into the container's mount points, creating the volumes they name (and
 // anonymous ones). It returns the anonymous volumes it made, also on
 // error, for the caller to remove.
-func (e *Engine) resolveMounts(ctx context.Context, c *ctrs, cfg *containertypes.Config, host *containertypes.HostConfig) ([]containertypes.MountPoint, []string, error) {
-	var out []containertypes.MountPoint
-	var anon []string
+func (e *Engine) resolveMounts(ctx context.Context, c *ctrs, cfg *containertypes.Config, host *containertypes.HostConfig) (out []containertypes.MountPoint, anon, copyUp []string, err error) {
 	taken := map[string]bool{}
 	add := func(mp containertypes.MountPoint) error {
 		if !path.IsAbs(mp.Destination) {
@@ -374,8 +372,11 @@ func (e *Engine) resolveMounts(ctx context.Context, c *ctrs, cfg *containertypes
 		out = append(out, mp)
 		return nil
 	}
-	vol := func(name string, labels map[string]string) (volume.Volume, error) {
+	vol := func(name string, labels map[string]string, dst string, nocopy bool) (volume.Volume, error) {
 		v, created, err := c.vols.Create(ctx, volume.CreateOptions{Name: name, Labels: labels})
+		if err == nil && created && !nocopy {
+			copyUp = append(copyUp, path.Clean(dst))
+		}
 		if err == nil && created && v.Anonymous {
 			anon = append(anon, v.Name)
 		}
@@ -387,22 +388,22 @@ func (e *Engine) resolveMounts(ctx context.Context, c *ctrs, cfg *containertypes
 	for _, b := range host.Binds {
 		mp, err := parseBind(b)
 		if err != nil {
-			return out, anon, err
+			return out, anon, copyUp, err
 		}
 		if mp.Type == mounttypes.TypeVolume {
-			v, err := vol(mp.Name, nil)
+			v, err := vol(mp.Name, nil, mp.Destination, slices.Contains(strings.Split(mp.Mode, ","), "nocopy"))
 			if err != nil {
-				return out, anon, err
+				return out, anon, copyUp, err
 			}
 			mp.Name, mp.Source, mp.Driver = v.Name, v.Mountpoint, volume.Driver
 		} else if _, err := os.Stat(mp.Source); errors.Is(err, os.ErrNotExist) {
 			// -v creates a missing host directory, as docker does.
 			if err := os.MkdirAll(mp.Source, 0o755); err != nil {
-				return out, anon, fmt.Errorf("create bind source %s: %w", mp.Source, err)
+				return out, anon, copyUp, fmt.Errorf("create bind source %s: %w", mp.Source, err)
 			}
 		}
 		if err := add(mp); err != nil {
-			return out, anon, err
+			return out, anon, copyUp, err
 		}
 	}
 	for _, m := range host.Mounts {
@@ -410,10 +411,10 @@ func (e *Engine) resolveMounts(ctx context.Context, c *ctrs, cfg *containertypes
 		switch m.Type {
 		case mounttypes.TypeBind:
 			if !filepath.IsAbs(m.Source) {
-				return out, anon, fmt.Errorf("invalid mount config for type \"bind\": invalid mount path: '%s' mount path must be absolute: %w", m.Source, errdefs.ErrInvalidArgument)
+				return out, anon, copyUp, fmt.Errorf("invalid mount config for type \"bind\": invalid mount path: '%s' mount path must be absolute: %w", m.Source, errdefs.ErrInvalidArgument)
 			}
 			if _, err := os.Stat(m.Source); err != nil {
-				return out, anon, fmt.Errorf("invalid mount config for type \"bind\": bind source path does not exist: %s: %w", m.Source, errdefs.ErrInvalidArgument)
+				return out, anon, copyUp, fmt.Errorf("invalid mount config for type \"bind\": bind source path does not exist: %s: %w", m.Source, errdefs.ErrInvalidArgument)
 			}
 			mp.Propagation = mounttypes.PropagationRPrivate
 			if m.BindOptions != nil && m.BindOptions.Propagation != "" {
@@ -421,30 +422,31 @@ func (e *Engine) resolveMounts(ctx context.Context, c *ctrs, cfg *containertypes
 			}
 		case mounttypes.TypeVolume:
 			var labels map[string]string
+			nocopy := false
 			if m.VolumeOptions != nil {
-				labels = m.VolumeOptions.Labels
+				labels, nocopy = m.VolumeOptions.Labels, m.VolumeOptions.NoCopy
 				if m.VolumeOptions.Subpath != "" {
-					return out, anon, fmt.Errorf("volume subpath: %w", errdefs.ErrNotImplemented)
+					return out, anon, copyUp, fmt.Errorf("volume subpath: %w", errdefs.ErrNotImplemented)
 				}
 			}
-			v, err := vol(m.Source, labels)
+			v, err := vol(m.Source, labels, m.Target, nocopy)
 			if err != nil {
-				return out, anon, err
+				return out, anon, copyUp, err
 			}
 			mp.Name, mp.Source, mp.Driver = v.Name, v.Mountpoint, volume.Driver
 		case mounttypes.TypeTmpfs:
 			if m.Source != "" {
-				return out, anon, fmt.Errorf("invalid mount config for type \"tmpfs\": source must not be specified: %w", errdefs.ErrInvalidArgument)
+				return out, anon, copyUp, fmt.Errorf("invalid mount config for type \"tmpfs\": source must not be specified: %w", errdefs.ErrInvalidArgument)
 			}
 			mp.Source = ""
 			if t := m.TmpfsOptions; t != nil {
 				mp.Mode = tmpfsMode(t.SizeBytes, uint32(t.Mode.Perm()))
 			}
 		default:
-			return out, anon, fmt.Errorf("invalid mount config: mount type %q is not supported: %w", m.Type, errdefs.ErrInvalidArgument)
+			return out, anon, copyUp, fmt.Errorf("invalid mount config: mount type %q is not supported: %w", m.Type, errdefs.ErrInvalidArgument)
 		}
 		if err := add(mp); err != nil {
-			return out, anon, err
+			return out, anon, copyUp, err
 		}
 	}
 	dsts := make([]string, 0, len(cfg.Volumes))
@@ -459,15 +461,15 @@ func (e *Engine) resolveMounts(ctx context.Context, c *ctrs, cfg *containertypes
 		if _, tmp := host.Tmpfs[d]; tmp {
 			continue
 		}
-		v, err := vol("", nil)
+		v, err := vol("", nil, d, false)
 		if err != nil {
-			return out, anon, err
+			return out, anon, copyUp, err
 		}
 		if err := add(containertypes.MountPoint{Type: mounttypes.TypeVolume, Name: v.Name, Source: v.Mountpoint, Driver: volume.Driver, Destination: d, RW: true}); err != nil {
-			return out, anon, err
+			return out, anon, copyUp, err
 		}
 	}
-	return out, anon, nil
+	return out, anon, copyUp, nil
 }
 
 // tmpfsMode records a --mount type=tmpfs's size and mode in the mount

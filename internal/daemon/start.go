@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -20,6 +22,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/internal/archive"
 	"github.com/berth-dev/berth/internal/cleanup"
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -119,6 +122,12 @@ func (e *Engine) startLocked(ctx context.Context, c *ctrs, ct *container.Contain
 			l.mounted = ""
 		}
 	})
+	if len(r.CopyUp) > 0 {
+		if err := copyUpVolumes(ctx, r, root); err != nil {
+			return err
+		}
+		r.CopyUp = nil // saved with the running state
+	}
 	spec, err := e.buildSpec(ctx, c, r, root)
 	if err != nil {
 		return err
@@ -253,6 +262,60 @@ func (e *Engine) handleExit(ctx context.Context, c *ctrs, ct *container.Containe
 			log.From(ctx).Warn("exit: --rm", log.KeyContainer, ct.ID(), log.KeyErr, err)
 		}
 	}
+}
+
+// copyUpVolumes fills each new, still empty volume with what the image
+// has at its destination, as docker does. The image's tree is read with
+// the cp walker (no symlink followed) and written with the layer
+// extractor (nothing lands outside the volume).
+func copyUpVolumes(ctx context.Context, r *container.Record, root string) error {
+	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(rootfd)
+	for _, dst := range r.CopyUp {
+		var src string
+		for _, m := range r.Mounts {
+			if m.Destination == dst && m.Type == mounttypes.TypeVolume {
+				src = m.Source
+			}
+		}
+		if src == "" {
+			continue
+		}
+		if ents, err := os.ReadDir(src); err != nil || len(ents) > 0 {
+			continue
+		}
+		fd, err := openInRoot(rootfd, dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+		if err != nil {
+			continue // the image has nothing (or no directory) there
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		pr, pw := io.Pipe()
+		go func() {
+			tw := tar.NewWriter(pw)
+			err := writeTree(ctx, tw, fd, "", &st)
+			if err == nil {
+				err = tw.Close()
+			}
+			unix.Close(fd)
+			pw.CloseWithError(err)
+		}()
+		_, err = archive.Apply(ctx, src, pr, archive.ApplyOptions{Whiteouts: archive.WhiteoutsDelete})
+		pr.CloseWithError(err)
+		if err != nil {
+			return fmt.Errorf("copy the image's %s into its volume: %w", dst, err)
+		}
+		// The volume's root takes the image directory's owner and mode.
+		_ = os.Chown(src, int(st.Uid), int(st.Gid))
+		_ = os.Chmod(src, os.FileMode(st.Mode&0o777))
+	}
+	return nil
 }
 
 // logRotation reads the json-file options max-size and max-file, with
