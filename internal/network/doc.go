@@ -35,20 +35,25 @@
 //
 // A container start waits for NewNetns and Attach; the aim is under 3 ms.
 //   - NewNetns takes a namespace from a pool (netns.Pool: four made in
-//     advance, loopback up, held by file descriptors and refilled 20 ms
-//     after a take, out of the way of the start that took one), so it
-//     costs one bind mount. The engine can call it while the rootfs is
-//     being prepared.
-//   - Attach makes the veth pair with its peer created directly inside
-//     the namespace as eth0 and its MAC set (one netlink request), then
-//     addresses, link and route over a netlink socket opened inside the
-//     namespace (no thread has to setns), and writes the runtime record
-//     and the /etc files on ExecRoot's tmpfs. nftables is touched only when
-//     ports are published.
+//     advance, loopback up, each with its eth0 veth already made, the host
+//     end down and unattached under a temporary vbp name; held by file
+//     descriptors and refilled 20 ms after a take, out of the way of the
+//     start that took one), so it costs one bind mount. The engine can
+//     call it while the rootfs is being prepared.
+//   - Attach then only renames the pooled host end, puts it on the bridge
+//     and sets it up, and inside the namespace sets eth0's MAC, address,
+//     link and default route over a netlink socket opened there (no thread
+//     has to setns); then writes the runtime record and the /etc files on
+//     ExecRoot's tmpfs. nftables is touched only when ports are published.
+//     Without a pooled pair (no pool, or a second network) the veth is
+//     made in one request, its peer created inside the namespace as eth0
+//     with its MAC: about a millisecond more.
 //   - Release does not delete veths itself when the namespace is its own:
 //     deleting a veth waits for RCU grace periods (~25 ms); unmounting the
-//     namespace lets the kernel destroy the pair in the background.
+//     namespace lets the kernel destroy the pair in the background (the
+//     host end is set down at once).
 //
-// Measured with BenchmarkAttachPool on a loaded two-core VM: a median of
-// about 1.7-1.9 ms for NewNetns + Attach (BenchmarkAttachNoPool: 2-2.6 ms).
+// Measured with BenchmarkAttachPool on a loaded two-core VM (ExecRoot on
+// tmpfs): a median of about 1.1-1.3 ms for NewNetns + Attach
+// (BenchmarkAttachNoPool: 1.9-2.8 ms).
 package network
