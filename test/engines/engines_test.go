@@ -95,6 +95,9 @@ func session(t *testing.T, cli func(args ...string) string, runFlags ...string) 
 	if got := cli("exec", "c1", "sh", "-c", "echo exec:$$; cat /proc/1/cmdline | tr '\\0' ' '"); !strings.Contains(got, "exec:") || !strings.Contains(got, "trap") {
 		t.Fatalf("exec output: %q", got)
 	}
+	if got := cli("exec", "-t", "c1", "tty"); !strings.Contains(got, "/dev/pts/") {
+		t.Fatalf("exec -t output: %q", got)
+	}
 	start := time.Now()
 	cli("stop", "-t", "10", "c1")
 	if d := time.Since(start); d > 8*time.Second {

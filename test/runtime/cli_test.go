@@ -404,3 +404,18 @@ func TestCLIPreserveFDsDetachAndKillAll(t *testing.T) {
 		t.Fatalf("state after kill --all: %+v %v", st, err)
 	}
 }
+
+// reapChildren reaps children until none is left or the timeout passes.
+func reapChildren(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err == unix.ECHILD {
+			return
+		}
+		if pid <= 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
