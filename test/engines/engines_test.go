@@ -113,7 +113,13 @@ func TestPodmanDrivesBerthRuntime(t *testing.T) {
 	testutil.RequireRoot(t)
 	need(t, "podman")
 	dir := t.TempDir()
-	base := []string{"podman", "--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"),
+	// podman refuses a runroot longer than 50 characters.
+	runRoot, err := os.MkdirTemp("/run", "berth-podman-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(runRoot) })
+	base := []string{"podman", "--root", filepath.Join(dir, "root"), "--runroot", runRoot,
 		"--tmpdir", filepath.Join(dir, "tmp"), "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs",
 		"--events-backend", "file", "--runtime", berthRuntime(t)}
 	cli := func(args ...string) string { return run(t, nil, append(base, args...)...) }
