@@ -379,3 +379,48 @@ func TestRestartSameContainer(t *testing.T) {
 		}
 	}
 }
+
+// TestPooledVethAdopted covers the pooled path: a namespace taken from a
+// full pool brings its eth0 pair, which Attach renames, puts on the
+// bridge and gives its MAC and the network's MTU.
+func TestPooledVethAdopted(t *testing.T) {
+	testutil.RequireRoot(t)
+	m, _ := newManager(t)
+	n := userNetwork(t, m, network.CreateOptions{Options: map[string]string{network.OptMTU: "1300"}})
+	for i := 0; m.PoolReady() < 1; i++ {
+		if i > 500 {
+			t.Fatal("pool did not fill")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	pooled := func() map[string]bool {
+		out, _ := exec.Command("sh", "-c", "ip -o link | grep -o ': vbp[0-9a-f]*' | cut -c3-").Output()
+		set := map[string]bool{}
+		for _, l := range strings.Fields(string(out)) {
+			set[l] = true
+		}
+		return set
+	}
+	before := pooled()
+	b, r := newBox(t, m, "pooled", network.AttachOptions{Network: n.Name})
+	after := pooled()
+	adopted := 0
+	for name := range before {
+		if !after[name] {
+			adopted++ // renamed to the endpoint's name
+		}
+	}
+	if adopted != 1 {
+		t.Fatalf("pooled veths before %v, after %v: want one adopted", before, after)
+	}
+	out := b.must("ip", "-o", "link", "show", "eth0")
+	if !strings.Contains(out, "mtu 1300") || !strings.Contains(out, r[0].Endpoint.MAC) {
+		t.Fatalf("eth0: %s (want mtu 1300, %s)", out, r[0].Endpoint.MAC)
+	}
+	host, _ := exec.Command("ip", "-o", "link", "show", r[0].Endpoint.HostVeth).CombinedOutput()
+	if !strings.Contains(string(host), "master "+n.Bridge) || !strings.Contains(string(host), "mtu 1300") {
+		t.Fatalf("host end: %s", host)
+	}
+	peer, _ := newBox(t, m, "peer", network.AttachOptions{Network: n.Name})
+	peer.must("ping", "-c1", "-W2", ipOf(r[0]))
+}
