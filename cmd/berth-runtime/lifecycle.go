@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/runtime"
+	"github.com/berth-dev/berth/internal/runtime/defaults"
 )
 
 type createFlags struct {
@@ -303,7 +304,7 @@ func cmdSpec(ctx context.Context, g *globals, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(runtime.DefaultSpec(rootless, uint32(os.Getuid()), uint32(os.Getgid())), "", "\t")
+	b, err := json.MarshalIndent(defaults.Spec(rootless, uint32(os.Getuid()), uint32(os.Getgid())), "", "\t")
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,6 @@
 //	func (c *Container) ID() / Pid() / Bundle() / Spec() / Created() / CgroupPaths()
 //	func (c *Container) Exec(ctx, ExecOptions) (*Process, error)   // (*Process).Wait, Signal, Pid
 //	func LoadSpec(bundle string) (*specs.Spec, error)
-//	func DefaultSpec(rootless bool, uid, gid uint32) *specs.Spec
 //	func Features() features.Features
 //	func IsInit() bool; func Init()                               // the re-exec'd init entry point
 //

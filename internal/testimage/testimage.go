@@ -19,12 +19,13 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	imgspec "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	rspec "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/internal/runtime/defaults"
 )
 
 // Version changes whenever the image's content changes, so stale outputs
 // are rebuilt.
-const Version = "3"
+const Version = "4"
 
 // Ref is the name the image carries in its archives.
 const Ref = "busybox:latest"
@@ -416,51 +417,13 @@ func modeExtra(m int64) os.FileMode {
 // read-only root (the rootfs is shared by tests) and a process that prints
 // one line, for the demo.
 func writeBundleConfig(bundle string) error {
-	s := DefaultSpec()
+	s := defaults.Spec(false, 0, 0)
+	s.Hostname = "berth"
+	s.Process.Terminal = false
 	s.Process.Args = []string{"/bin/sh", "-c", `echo "hello from a berth container: hostname $(hostname), pid $$, uid $(id -u)"`}
 	b, err := json.MarshalIndent(s, "", "\t")
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644)
-}
-
-// DefaultSpec is the bundle's config: namespaces for pid, net, ipc, uts,
-// mount and cgroup; the usual /proc, /dev, /sys mounts; a read-only root.
-func DefaultSpec() *rspec.Spec {
-	caps := []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
-	return &rspec.Spec{
-		Version: rspec.Version,
-		Root:    &rspec.Root{Path: "rootfs", Readonly: true},
-		Process: &rspec.Process{
-			Args: []string{"sh"},
-			Env:  []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"},
-			Cwd:  "/",
-			Capabilities: &rspec.LinuxCapabilities{
-				Bounding: caps, Effective: caps, Permitted: caps,
-			},
-			Rlimits:         []rspec.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024}},
-			NoNewPrivileges: true,
-		},
-		Hostname: "berth",
-		Mounts: []rspec.Mount{
-			{Destination: "/proc", Type: "proc", Source: "proc"},
-			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
-			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
-			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
-			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
-			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
-		},
-		Linux: &rspec.Linux{
-			Resources: &rspec.LinuxResources{Devices: []rspec.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}},
-			Namespaces: []rspec.LinuxNamespace{
-				{Type: rspec.PIDNamespace}, {Type: rspec.NetworkNamespace}, {Type: rspec.IPCNamespace},
-				{Type: rspec.UTSNamespace}, {Type: rspec.MountNamespace}, {Type: rspec.CgroupNamespace},
-			},
-			MaskedPaths: []string{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"},
-			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
-		},
-	}
 }
