@@ -153,7 +153,7 @@ func TestContainersHostileAPI(t *testing.T) {
 		{"kill stopped", "POST", "/containers/exists/kill", ``, 409, "is not running"},
 		{"huge body", "POST", "/containers/create", `{"Image": "busybox", "Env": ["` + strings.Repeat("x", 20<<20) + `"]}`, 400, ""},
 	}
-	before := d.DockerOK(t, "ps", "-a", "--no-trunc")
+	before := d.DockerOK(t, "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.State}}")
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, "http://berth/v1.43"+tc.path, strings.NewReader(tc.body))
@@ -177,7 +177,7 @@ func TestContainersHostileAPI(t *testing.T) {
 			}
 		})
 	}
-	if after := d.DockerOK(t, "ps", "-a", "--no-trunc"); after != before {
+	if after := d.DockerOK(t, "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.State}}"); after != before {
 		t.Fatalf("containers changed:\n%s\n%s", before, after)
 	}
 }
