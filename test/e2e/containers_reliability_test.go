@@ -56,7 +56,7 @@ func TestContainersSurviveDaemonKill(t *testing.T) {
 	killDaemon(t, d)
 	time.Sleep(1500 * time.Millisecond) // flaky and ends exit meanwhile
 
-	d2 := StartDaemon(t, DaemonOptions{Root: d.Root, Args: []string{"--exec-root", d.ExecRoot}})
+	d2 := StartDaemon(t, DaemonOptions{Root: d.Root, ExecRoot: d.ExecRoot})
 	t.Cleanup(func() {
 		ids := strings.Fields(d2.DockerOK(t, "ps", "-aq"))
 		if len(ids) > 0 {
