@@ -121,8 +121,18 @@ func TestContainerLiveRestore(t *testing.T) {
 	short := create(t, e, "short", containertypes.Config{Cmd: []string{"sh", "-c", "sleep 0.3; exit 4"}}, nil)
 	again := create(t, e, "again", containertypes.Config{Cmd: []string{"sh", "-c", "sleep 0.3; exit 1"}},
 		&containertypes.HostConfig{RestartPolicy: containertypes.RestartPolicy{Name: "on-failure", MaximumRetryCount: 1}})
-	for _, id := range []string{long, short, again} {
+	always := create(t, e, "always", containertypes.Config{Cmd: []string{"sleep", "100"}},
+		&containertypes.HostConfig{RestartPolicy: containertypes.RestartPolicy{Name: "always"}})
+	unless := create(t, e, "unless", containertypes.Config{Cmd: []string{"sleep", "100"}},
+		&containertypes.HostConfig{RestartPolicy: containertypes.RestartPolicy{Name: "unless-stopped"}})
+	for _, id := range []string{long, short, again, always, unless} {
 		if err := e.ContainerStart(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zero := 0
+	for _, id := range []string{always, unless} {
+		if err := e.ContainerStop(ctx, id, ContainerStopOptions{Timeout: &zero}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -134,7 +144,7 @@ func TestContainerLiveRestore(t *testing.T) {
 	time.Sleep(600 * time.Millisecond)
 	e = open()
 	t.Cleanup(func() {
-		for _, id := range []string{long, short, again} {
+		for _, id := range []string{long, short, again, always, unless} {
 			_ = e.ContainerRemove(ctx, id, ContainerRemoveOptions{Force: true})
 		}
 		e.ShutdownContainers()
@@ -156,9 +166,24 @@ func TestContainerLiveRestore(t *testing.T) {
 	if ins, _ := e.ContainerInspect(ctx, again, false); ins.RestartCount != 1 {
 		t.Fatalf("again restarts %d", ins.RestartCount)
 	}
+	// A daemon start revives always (even stopped by hand), not
+	// unless-stopped.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ins, _ := e.ContainerInspect(ctx, always, false)
+		if ins.State.Status == "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("always after the daemon's restart: %+v", ins.State)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ins, _ := e.ContainerInspect(ctx, unless, false); ins.State.Status != "exited" {
+		t.Fatalf("unless-stopped after the daemon's restart: %+v", ins.State)
+	}
 	// Wait and stop work on a restored container.
 	next, _ := e.ContainerWait(ctx, long, containertypes.WaitConditionNextExit)
-	zero := 0
 	if err := e.ContainerStop(ctx, long, ContainerStopOptions{Timeout: &zero}); err != nil {
 		t.Fatal(err)
 	}

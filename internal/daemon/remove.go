@@ -45,10 +45,7 @@ func (e *Engine) ContainerRemove(ctx context.Context, ref string, opts Container
 	case st == container.Restarting || r.State.IsRunning():
 		if !opts.Force {
 			ct.Unlock()
-			if st == container.Paused {
-				return fmt.Errorf("cannot remove container %q: container is paused and must be unpaused first: %w", ref, errdefs.ErrConflict)
-			}
-			return fmt.Errorf("cannot remove container %q: container is %s: stop the container before removing or force remove: %w", ref, st, errdefs.ErrConflict)
+			return fmt.Errorf("cannot remove container \"/%s\": container is %s: stop the container before removing or force remove: %w", r.Name, st, errdefs.ErrConflict)
 		}
 		l := c.liveOf(r.ID)
 		if l.timer != nil {

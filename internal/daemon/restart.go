@@ -87,6 +87,17 @@ func (e *Engine) restore(ctx context.Context, c *ctrs) {
 			// Not running: nothing to find; its rootfs may still be
 			// mounted if the daemon died mid-start.
 			_ = unmountRootfs(c.rootfsDir(r.ID))
+			if st == container.Exited && r.State.StartedBefore && r.HostConfig.RestartPolicy.IsAlways() {
+				// docker's always: a daemon start brings the container
+				// back even if it was stopped by hand (unless-stopped
+				// does not). After the back-off's first delay, so the
+				// daemon's networks are up by then.
+				r.State.ManuallyStopped = false
+				if err := ct.SetStatus(container.Restarting); err == nil {
+					_ = ct.Save()
+					e.scheduleRestart(c, ct, c.liveOf(r.ID), container.BackoffStart)
+				}
+			}
 			ct.Unlock()
 			continue
 		}
