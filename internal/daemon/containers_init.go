@@ -157,9 +157,7 @@ func (e *Engine) ShutdownContainers() {
 	c.cancel()
 	c.mu.Lock()
 	for _, l := range c.live {
-		if l.timer != nil {
-			l.timer.Stop()
-		}
+		c.cancelRestart(l)
 	}
 	c.mu.Unlock()
 	c.wg.Wait()

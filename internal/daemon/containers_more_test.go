@@ -97,6 +97,61 @@ func TestContainerRestartPolicy(t *testing.T) {
 	if ins, _ := e.ContainerInspect(ctx, id2, false); ins.State.Status != "exited" || ins.RestartCount != 0 {
 		t.Fatalf("after stop: %s, %d restarts", ins.State.Status, ins.RestartCount)
 	}
+
+	// A stop between two runs cancels the pending restart; a pending
+	// restart does not hold up the engine's shutdown (cleanup).
+	id3 := create(t, e, "", containertypes.Config{Cmd: []string{"sh", "-c", "exit 1"}},
+		&containertypes.HostConfig{RestartPolicy: containertypes.RestartPolicy{Name: "always"}})
+	if err := e.ContainerStart(ctx, id3); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		ins, _ := e.ContainerInspect(ctx, id3, false)
+		if ins.State.Status == "restarting" && ins.RestartCount >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("id3: %s after %d restarts", ins.State.Status, ins.RestartCount)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := e.ContainerStop(ctx, id3, ContainerStopOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ins, _ := e.ContainerInspect(ctx, id3, false)
+	n := ins.RestartCount
+	time.Sleep(time.Second)
+	if ins, _ := e.ContainerInspect(ctx, id3, false); ins.State.Status != "exited" || ins.RestartCount != n {
+		t.Fatalf("after a stop while restarting: %s, %d restarts (was %d)", ins.State.Status, ins.RestartCount, n)
+	}
+	// And one left pending at shutdown.
+	id4 := create(t, e, "", containertypes.Config{Cmd: []string{"sh", "-c", "exit 1"}},
+		&containertypes.HostConfig{RestartPolicy: containertypes.RestartPolicy{Name: "always"}})
+	if err := e.ContainerStart(ctx, id4); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if ins, _ := e.ContainerInspect(ctx, id4, false); ins.State.Status == "restarting" {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c, _ := e.ctrs()
+	done := make(chan struct{})
+	go func() {
+		ct, _ := c.store.Get(id4)
+		ct.Lock()
+		c.cancelRestart(c.liveOf(id4))
+		ct.Unlock()
+		c.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancelled restart holds the wait group")
+	}
 }
 
 func TestContainerLiveRestore(t *testing.T) {

@@ -48,10 +48,7 @@ func (e *Engine) ContainerRemove(ctx context.Context, ref string, opts Container
 			return fmt.Errorf("cannot remove container \"/%s\": container is %s: stop the container before removing or force remove: %w", r.Name, st, errdefs.ErrConflict)
 		}
 		l := c.liveOf(r.ID)
-		if l.timer != nil {
-			l.timer.Stop()
-			l.timer = nil
-		}
+		c.cancelRestart(l)
 		e.markStopping(c, ct)
 		if st == container.Restarting {
 			_ = ct.SetStatus(container.Exited)

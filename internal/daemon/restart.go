@@ -46,6 +46,15 @@ func (e *Engine) scheduleRestart(c *ctrs, ct *container.Container, l *liveState,
 	})
 }
 
+// cancelRestart stops a pending restart of l. The caller holds the
+// container's lock (or, at shutdown, c.mu).
+func (c *ctrs) cancelRestart(l *liveState) {
+	if l.timer != nil && l.timer.Stop() {
+		c.wg.Done() // the timer's function will not run to do it
+	}
+	l.timer = nil
+}
+
 func (e *Engine) policyRestart(ctx context.Context, c *ctrs, ct *container.Container, gen int) {
 	if ctx.Err() != nil {
 		return

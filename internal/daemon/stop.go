@@ -64,10 +64,7 @@ func (e *Engine) ContainerStop(ctx context.Context, ref string, opts ContainerSt
 	if r.State.Status == container.Restarting {
 		// Between two runs: cancel the pending restart.
 		l := c.liveOf(r.ID)
-		if l.timer != nil {
-			l.timer.Stop()
-			l.timer = nil
-		}
+		c.cancelRestart(l)
 		r.State.ManuallyStopped = true
 		err := ct.SetStatus(container.Exited)
 		if err == nil {
