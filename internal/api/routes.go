@@ -15,6 +15,7 @@ func (s *Server) routes() {
 	s.imageRoutes()
 	s.containerRoutes()
 	s.execRoutes()
+	s.networkRoutes()
 	s.unsupportedRoutes()
 	s.handle("/", func(context.Context, http.ResponseWriter, *http.Request) error { return notFoundRoute() })
 }
@@ -25,7 +26,7 @@ func (s *Server) routes() {
 // A route registered for one of them later (with a method, or a longer
 // path) is more specific and takes precedence.
 var unsupported = map[string]string{
-	"/networks": "networks", "/volumes": "volumes", "/build": "image builds", "GET /images/search": "registry search",
+	"/volumes": "volumes", "/build": "image builds", "GET /images/search": "registry search",
 	"/swarm": "swarm mode", "/nodes": "swarm mode", "/services": "swarm mode", "/tasks": "swarm mode",
 	"/secrets": "swarm mode", "/configs": "swarm mode", "/plugins": "plugins", "/session": "build sessions",
 	"/grpc": "build sessions", "/distribution": "registry inspection",

@@ -42,6 +42,9 @@ type Backend struct {
 	System     systemBackend
 	Containers containerBackend
 	Exec       execBackend
+	// Networks may be nil (a daemon without networking): its routes
+	// then answer 501.
+	Networks networkBackend
 }
 
 // Config configures a Server.
