@@ -102,6 +102,9 @@ func (e *Engine) Pull(ctx context.Context, ref string, opts PullOptions) (_ Pull
 	if err := su.wait(); err != nil {
 		return PullResult{}, fmt.Errorf("pull %s: %w", reference.FamiliarString(named), err)
 	}
+	if err := e.syncLayers(ctx); err != nil {
+		return PullResult{}, fmt.Errorf("pull %s: %w", reference.FamiliarString(named), err)
+	}
 	resolved, err := image.Resolve(ctx, e.content, res.Manifest, platform)
 	if err != nil {
 		return PullResult{}, fmt.Errorf("pull %s: %w", reference.FamiliarString(named), err)

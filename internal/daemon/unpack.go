@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/content"
 	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/log"
 	"github.com/berth-dev/berth/internal/unpack"
 )
 
@@ -48,7 +51,30 @@ func (e *Engine) unpack(ctx context.Context, rec image.Record) (image.Record, er
 		total += rec.Layers[i].Size
 	}
 	rec.Size = total
+	if err := e.syncLayers(ctx); err != nil {
+		return rec, fmt.Errorf("unpack %s: %w", rec.ID, err)
+	}
 	return rec, nil
+}
+
+// syncLayers makes the unpacked layers durable before an image that uses
+// them is recorded. Extraction writes its files without an fsync each (one
+// per file would cost more than the extraction itself); one syncfs(2) of
+// the filesystem holding the snapshots flushes them all at once. Should
+// the machine crash before it, no image names the layers, and the next
+// start collects their snapshots rather than reuse half-written ones.
+func (e *Engine) syncLayers(ctx context.Context) error {
+	start := time.Now()
+	fd, err := unix.Open(e.root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sync layers: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("sync layers: %w", err)
+	}
+	log.From(ctx).Debug("layers synced", "took", time.Since(start))
+	return nil
 }
 
 type blobReader struct {
