@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/user"
@@ -32,6 +33,7 @@ const (
 	defaultExecRoot   = "/run/berth"
 	defaultConfigFile = "/etc/berth/daemon.json"
 	socketName        = "berth.sock"
+	defaultBridge     = "berth0"
 	// shutdownGrace is how long a stopping daemon waits for requests in
 	// flight (a pull, a load) before it closes their connections.
 	shutdownGrace = 30 * time.Second
@@ -56,6 +58,8 @@ type daemonOptions struct {
 	TLSCert            *string  `json:"tlscert"`
 	TLSKey             *string  `json:"tlskey"`
 	InsecureTCP        *bool    `json:"insecure-tcp"`
+	Bridge             *string  `json:"bridge"`
+	BIP                *string  `json:"bip"`
 }
 
 // daemonSettings is the merged, final configuration.
@@ -64,6 +68,9 @@ type daemonSettings struct {
 	hosts, insecureRegistries                        []string
 	tlsVerify, insecureTCP                           bool
 	tlsCACert, tlsCert, tlsKey                       string
+	// bridge is the default network's device, bip its subnet (docker's
+	// --bip, an address with its prefix length; only the subnet counts).
+	bridge, bip string
 }
 
 // newDaemonCommand is `berth daemon`. It reads the root command's
@@ -104,6 +111,8 @@ func newDaemonCommand(_ *globals) *cobra.Command {
 	fl.StringVar(&st.tlsCACert, "tlscacert", "", "CA certificate clients' certificates must be signed by")
 	fl.StringVar(&st.tlsCert, "tlscert", "", "server TLS certificate")
 	fl.StringVar(&st.tlsKey, "tlskey", "", "server TLS key")
+	fl.StringVar(&st.bridge, "bridge", defaultBridge, "device name of the default bridge network")
+	fl.StringVar(&st.bip, "bip", "", "subnet of the default bridge network, as CIDR (default: 172.30.0.0/16, or a free private range if that is in use)")
 	fl.BoolVar(&st.insecureTCP, "insecure-tcp", false, "allow tcp without client certificates on a non-loopback address (anyone who reaches it is root)")
 	return cmd
 }
@@ -169,6 +178,8 @@ func mergeConfigFile(cmd *cobra.Command, path string, st *daemonSettings) error 
 	setS("tlskey", o.TLSKey, &st.tlsKey)
 	setB("tlsverify", o.TLSVerify, &st.tlsVerify)
 	setB("insecure-tcp", o.InsecureTCP, &st.insecureTCP)
+	setS("bridge", o.Bridge, &st.bridge)
+	setS("bip", o.BIP, &st.bip)
 	setL("host", append(o.Hosts, o.HostsDocker...), &st.hosts)
 	setL("insecure-registry", append(o.InsecureRegistries, o.InsecureDocker...), &st.insecureRegistries)
 	if len(both) > 0 {
@@ -210,6 +221,14 @@ func runDaemon(ctx context.Context, st daemonSettings) error {
 		}
 		addrs = append(addrs, u)
 	}
+	var bip netip.Prefix
+	if st.bip != "" {
+		p, err := netip.ParsePrefix(st.bip)
+		if err != nil || !p.Addr().Is4() {
+			return fmt.Errorf("--bip %q: want an IPv4 address with its prefix length, e.g. 172.30.0.1/16", st.bip)
+		}
+		bip = p.Masked()
+	}
 	if err := os.MkdirAll(st.execRoot, 0o711); err != nil {
 		return fmt.Errorf("exec root: %w", err)
 	}
@@ -242,8 +261,16 @@ func runDaemon(ctx context.Context, st daemonSettings) error {
 		return err
 	}
 	defer e.ShutdownContainers()
+	// Networks: the default bridge, the user networks on disk, and
+	// cleanup of what dead containers left (after a crash). At exit only
+	// the manager's goroutines stop; bridges, rules and the endpoints of
+	// running containers stay for the next daemon.
+	if err := e.InitNetworks(ctx, daemon.NetworkConfig{ExecRoot: st.execRoot, DefaultBridge: st.bridge, DefaultSubnet: bip}); err != nil {
+		return err
+	}
+	defer e.ShutdownNetworks(context.WithoutCancel(ctx))
 
-	srv := api.New(api.Config{Backend: api.Backend{Images: e, System: e, Containers: containerAPI{e}, Exec: execAPI{e}}})
+	srv := api.New(api.Config{Backend: api.Backend{Images: e, System: e, Containers: containerAPI{e}, Exec: execAPI{e}, Networks: e}})
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,

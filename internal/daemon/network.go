@@ -74,10 +74,18 @@ func (e *Engine) InitNetworks(ctx context.Context, cfg NetworkConfig) error {
 }
 
 // ShutdownNetworks stops the network manager's goroutines (DNS servers,
-// namespace pool). Networks and running containers' endpoints stay.
-func (e *Engine) ShutdownNetworks() {
-	if v, ok := engineNets.LoadAndDelete(e); ok {
-		v.(*bnet.Manager).Close()
+// namespace pool). While any container is attached, networks and
+// endpoints stay as they are, for the containers that keep running; with
+// none, the bridges and rules leave the kernel too (the networks stay on
+// disk and InitNetworks brings them back), so a stopped berth leaves the
+// host's links and nftables as it found them.
+func (e *Engine) ShutdownNetworks(ctx context.Context) {
+	v, ok := engineNets.LoadAndDelete(e)
+	if !ok {
+		return
+	}
+	if _, err := v.(*bnet.Manager).Down(ctx); err != nil {
+		log.From(ctx).Warn("networks: shutdown; a bridge or the nftables table may stay until the next start", log.KeyErr, err)
 	}
 }
 

@@ -246,10 +246,41 @@ func (m *Manager) Teardown(ctx context.Context) error {
 	m.st.Networks = nil
 	errs = append(errs, firewall.Delete(m.cfg.Table), m.save(), m.saveNetworks())
 	m.closeLocked()
-	// The kernel destroys released pairs in the background; wait for
-	// them, so that "everything removed" holds when Teardown returns. A
-	// pair whose namespace something else still holds (a copy of its
-	// bind mount in another mount namespace, a socket) is deleted by name.
+	errs = append(errs, m.waitDyingLocked())
+	return errors.Join(errs...)
+}
+
+// Down is Close for a daemon that stops with no container attached: it
+// also takes the networks out of the kernel (bridges, the nftables table)
+// but keeps them on disk, so the host is left as it was before berth ran
+// and New brings them back. With any endpoint or namespace left (a
+// container that keeps running while the daemon is down) it is Close and
+// removes nothing. It reports whether the networks went down.
+func (m *Manager) Down(ctx context.Context) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closeLocked()
+	if len(m.st.Endpoints) > 0 || len(m.st.Containers) > 0 {
+		return false, nil
+	}
+	var errs []error
+	for _, n := range m.st.Networks {
+		errs = append(errs, deleteBridge(n.Bridge))
+	}
+	errs = append(errs, firewall.Delete(m.cfg.Table), m.waitDyingLocked())
+	if err := errors.Join(errs...); err != nil {
+		return false, fmt.Errorf("networks down: %w", err)
+	}
+	log.From(ctx).Debug("network: bridges and rules removed; networks kept on disk", "networks", len(m.st.Networks))
+	return true, nil
+}
+
+// waitDyingLocked waits for the veths of released namespaces, which the
+// kernel destroys in the background, so that "removed" holds on return;
+// a pair whose namespace something else still holds (a copy of its bind
+// mount in another mount namespace, a socket) is deleted by name.
+func (m *Manager) waitDyingLocked() error {
+	var errs []error
 	deadline := time.Now().Add(3 * time.Second)
 	for name := range m.dying {
 		for {
