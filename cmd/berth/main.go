@@ -195,6 +195,7 @@ func newRootCommand() *cobra.Command {
 		newVersionCommand(g),
 		newEventsCommand(g),
 		newDaemonCommand(g),
+		newNetworkCommand(g),
 	)
 	root.AddCommand(containerVerbs(g, false)...)
 	return root
