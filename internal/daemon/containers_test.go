@@ -43,7 +43,9 @@ func testSleep() { time.Sleep(20 * time.Millisecond) }
 func ctrEngineTB(t testing.TB) *Engine {
 	t.Helper()
 	root := t.TempDir()
-	e, err := New(context.Background(), Config{Root: root})
+	// BERTH_TEST_DRIVER=vfs runs the container tests on the copy
+	// snapshotter.
+	e, err := New(context.Background(), Config{Root: root, StorageDriver: os.Getenv("BERTH_TEST_DRIVER")})
 	if err != nil {
 		t.Fatal(err)
 	}
