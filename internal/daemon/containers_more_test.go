@@ -180,7 +180,8 @@ func TestContainerLiveRestore(t *testing.T) {
 		&containertypes.HostConfig{RestartPolicy: containertypes.RestartPolicy{Name: "always"}})
 	unless := create(t, e, "unless", containertypes.Config{Cmd: []string{"sleep", "100"}},
 		&containertypes.HostConfig{RestartPolicy: containertypes.RestartPolicy{Name: "unless-stopped"}})
-	for _, id := range []string{long, short, again, always, unless} {
+	adopt := create(t, e, "adopt", containertypes.Config{Cmd: []string{"sleep", "100"}}, nil)
+	for _, id := range []string{long, short, again, always, unless, adopt} {
 		if err := e.ContainerStart(ctx, id); err != nil {
 			t.Fatal(err)
 		}
@@ -196,19 +197,33 @@ func TestContainerLiveRestore(t *testing.T) {
 	// The daemon goes; the containers do not.
 	e.ShutdownContainers()
 	e.Close()
+	// adopt's record as a daemon that died before saving its start
+	// leaves it: created.
+	recPath := filepath.Join(root, "containers", adopt, "config.v2.json")
+	b, err := os.ReadFile(recPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Replace(b, []byte(`"Status":"running"`), []byte(`"Status":"created"`), 1)
+	if err := os.WriteFile(recPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(600 * time.Millisecond)
 	e = open()
 	t.Cleanup(func() {
-		for _, id := range []string{long, short, again, always, unless} {
+		for _, id := range []string{long, short, again, always, unless, adopt} {
 			_ = e.ContainerRemove(ctx, id, ContainerRemoveOptions{Force: true})
 		}
 		e.ShutdownContainers()
 		e.Close()
 		removeCgroupParent(parent)
 	})
-	ins, err := e.ContainerInspect(ctx, long, false)
+	ins, err = e.ContainerInspect(ctx, long, false)
 	if err != nil || ins.State.Status != "running" || ins.State.Pid != pid {
 		t.Fatalf("long after restore: %v %+v (pid was %d)", err, ins.State, pid)
+	}
+	if ins, _ := e.ContainerInspect(ctx, adopt, false); ins.State.Status != "running" || ins.State.Pid == 0 {
+		t.Fatalf("adopt after restore: %+v", ins.State)
 	}
 	if ins, _ := e.ContainerInspect(ctx, short, false); ins.State.Status != "exited" || ins.State.ExitCode != 4 {
 		t.Fatalf("short after restore: %+v", ins.State)

@@ -93,8 +93,23 @@ func (e *Engine) restore(ctx context.Context, c *ctrs) {
 			}
 			continue
 		case st == container.Created || st == container.Exited:
-			// Not running: nothing to find; its rootfs may still be
-			// mounted if the daemon died mid-start.
+			// Recorded as not running. A daemon that died between the
+			// monitor's start and saving the running state leaves a
+			// running container behind such a record: adopt it.
+			if h, err := monitor.Connect(ctx, c.stateDir(r.ID)); err == nil {
+				l := c.liveOf(r.ID)
+				l.proc, l.mounted = h, c.rootfsDir(r.ID)
+				l.gen++
+				if err := ct.SetRunning(h.Pid(), time.Now().UTC()); err == nil {
+					_ = ct.Save()
+				}
+				e.follow(c, ct, h, l.gen)
+				ct.Unlock()
+				log.From(ctx).Info("restore: adopted a container started just before the daemon went", log.KeyContainer, r.ID, log.KeyPID, h.Pid())
+				continue
+			}
+			// Its rootfs may still be mounted if the daemon died
+			// mid-start.
 			_ = unmountRootfs(c.rootfsDir(r.ID))
 			if st == container.Exited && r.State.StartedBefore && r.HostConfig.RestartPolicy.IsAlways() {
 				// docker's always: a daemon start brings the container
