@@ -17,7 +17,7 @@ import (
 // ContainerInspect is docker inspect's document of a container; with
 // size, SizeRw (the writable layer) and SizeRootFs (that plus the image).
 func (e *Engine) ContainerInspect(ctx context.Context, ref string, size bool) (containertypes.InspectResponse, error) {
-	ct, _, err := e.lookup(ref)
+	ct, c, err := e.lookup(ref)
 	if err != nil {
 		return containertypes.InspectResponse{}, err
 	}
@@ -48,6 +48,9 @@ func (e *Engine) ContainerInspect(ctx context.Context, ref string, size bool) (c
 			Ports:    network.PortMap{},
 			Networks: networks(&r),
 		},
+	}
+	if _, ok := res.GraphDriver.Data["UpperDir"]; ok {
+		res.GraphDriver.Data["MergedDir"] = c.rootfsDir(r.ID)
 	}
 	if nets, ports, ok := e.networkSettings(r.ID); ok {
 		res.NetworkSettings.Networks, res.NetworkSettings.Ports = nets, ports
