@@ -21,6 +21,18 @@ import (
 // restore), remove.go, inspect.go, list.go, update.go (update, rename),
 // archive.go (cp, export, diff, commit).
 //
+// On disk the container side owns:
+//
+//	<root>/containers/<id>/   config.v2.json (internal/container), hostname,
+//	                          hosts, resolv.conf, config.json (the bundle's
+//	                          spec, rebuilt at each start), rootfs/ (the
+//	                          writable layer's mount point), <id>-json.log
+//	<root>/volumes/<name>/    internal/volume
+//	<exec-root>/runtime/      internal/runtime's state
+//	<exec-root>/containers/<id>/  the monitor's state directory
+//
+// and in the snapshotter the active snapshot "container-<id>".
+//
 // For the monitor engineer's files (exec, attach, logs, stats, top,
 // health), the entry points are:
 //
