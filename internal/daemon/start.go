@@ -199,8 +199,16 @@ func (e *Engine) follow(c *ctrs, ct *container.Container, h procHandle, gen int)
 		if err != nil {
 			// The monitor went away without an answer: its exit file,
 			// if any, says how the container ended.
+			// A monitor writes the file just before it exits; give a
+			// late one a moment (this is the error path only).
 			werr := err
-			if ex, err = monitor.ReadExit(c.stateDir(ct.ID())); err != nil {
+			for range 25 {
+				if ex, err = monitor.ReadExit(c.stateDir(ct.ID())); err == nil || !errors.Is(err, errdefs.ErrNotFound) {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err != nil {
 				log.From(c.bg).Warn("container ended without an exit status from its monitor; reporting 255", log.KeyContainer, ct.ID(), "wait", werr, log.KeyErr, err)
 				ex = monitor.Exit{Code: 255, At: time.Now().UTC()}
 			}
