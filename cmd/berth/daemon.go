@@ -71,6 +71,9 @@ type daemonSettings struct {
 	// bridge is the default network's device, bip its subnet (docker's
 	// --bip, an address with its prefix length; only the subnet counts).
 	bridge, bip string
+	// nftTable is the nftables table of the rules (hidden: two daemons
+	// on one host, as tests run them, need two).
+	nftTable string
 }
 
 // newDaemonCommand is `berth daemon`. It reads the root command's
@@ -113,6 +116,8 @@ func newDaemonCommand(_ *globals) *cobra.Command {
 	fl.StringVar(&st.tlsKey, "tlskey", "", "server TLS key")
 	fl.StringVar(&st.bridge, "bridge", defaultBridge, "device name of the default bridge network")
 	fl.StringVar(&st.bip, "bip", "", "subnet of the default bridge network, as CIDR (default: 172.30.0.0/16, or a free private range if that is in use)")
+	fl.StringVar(&st.nftTable, "nft-table", "berth", "nftables table of berth's rules")
+	_ = fl.MarkHidden("nft-table")
 	fl.BoolVar(&st.insecureTCP, "insecure-tcp", false, "allow tcp without client certificates on a non-loopback address (anyone who reaches it is root)")
 	return cmd
 }
@@ -265,7 +270,7 @@ func runDaemon(ctx context.Context, st daemonSettings) error {
 	// cleanup of what dead containers left (after a crash). At exit only
 	// the manager's goroutines stop; bridges, rules and the endpoints of
 	// running containers stay for the next daemon.
-	if err := e.InitNetworks(ctx, daemon.NetworkConfig{ExecRoot: st.execRoot, DefaultBridge: st.bridge, DefaultSubnet: bip}); err != nil {
+	if err := e.InitNetworks(ctx, daemon.NetworkConfig{ExecRoot: st.execRoot, DefaultBridge: st.bridge, DefaultSubnet: bip, Table: st.nftTable}); err != nil {
 		return err
 	}
 	defer e.ShutdownNetworks(context.WithoutCancel(ctx))
