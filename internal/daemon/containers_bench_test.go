@@ -71,9 +71,9 @@ func BenchmarkContainerRunDetached(b *testing.B) {
 func TestContainerCycleLeaks(t *testing.T) {
 	testutil.RequireRoot(t)
 	// 1000 cycles take ~50 s on the 2-core test machine, the whole
-	// package's budget: the default run does 200, BERTH_CYCLES=1000 the
+	// package's budget: the default run does 100, BERTH_CYCLES=1000 the
 	// full drill.
-	n := 200
+	n := 100
 	if v, err := strconv.Atoi(os.Getenv("BERTH_CYCLES")); err == nil && v > 0 {
 		n = v
 	}
