@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -599,6 +600,9 @@ func handOver(m *mon, syncf *os.File, l *net.UnixListener, outputs []*os.File, c
 	if err != nil {
 		return err
 	}
+	// The dup must stay open until the exec: an unreachable *os.File is
+	// closed by its finalizer.
+	defer goruntime.KeepAlive(lf)
 	fd := func(f *os.File) int {
 		if f == nil {
 			return -1
