@@ -70,10 +70,12 @@ func (m *Manager) createLocked(ctx context.Context, opts CreateOptions) (*Networ
 		return fail(fmt.Errorf("driver %q: only bridge is supported: %w", opts.Driver, errdefs.ErrNotImplemented))
 	}
 	if !opts.def && (opts.Name == DefaultNetwork || opts.Name == "host" || opts.Name == "none") {
-		return fail(fmt.Errorf("%s is a pre-defined network and cannot be created: %w", opts.Name, errdefs.ErrForbidden))
+		return nil, fmt.Errorf("%s is a pre-defined network and cannot be created: %w", opts.Name, errdefs.ErrForbidden)
 	}
+	// These two name the network already, in docker's words (compose
+	// matches "already exists"): no "create network x:" before them.
 	if m.find(opts.Name) != nil && m.find(opts.Name).Name == opts.Name {
-		return fail(fmt.Errorf("network with name %s already exists: %w", opts.Name, errdefs.ErrConflict))
+		return nil, fmt.Errorf("network with name %s already exists: %w", opts.Name, errdefs.ErrConflict)
 	}
 	n := &Network{ID: newID(), Name: opts.Name, Driver: "bridge", Internal: opts.Internal, IPv6: opts.IPv6,
 		Labels: opts.Labels, Options: opts.Options, Created: time.Now().UTC(), Default: opts.def,

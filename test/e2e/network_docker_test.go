@@ -15,17 +15,23 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// netDaemon starts a daemon whose default bridge, subnet and nftables
-// table are its own, so it neither clashes with a real berth0 nor with
-// another test's daemon; it returns the daemon and its bridge's name.
-func netDaemon(t *testing.T, opts DaemonOptions) (*Daemon, string) {
-	t.Helper()
+// netArgs are daemon flags for a default bridge, subnet and nftables
+// table of the test's own, so that its daemon neither clashes with a real
+// berth0 nor with another test's daemon; bridge is the bridge's name.
+func netArgs() (args []string, bridge string) {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	tag := hex.EncodeToString(b)
-	bridge := "bn" + tag
-	opts.Args = append(opts.Args, "--bridge", bridge, "--bip", fmt.Sprintf("10.%d.%d.1/24", 200+int(b[0])%50, b[1]),
-		"--nft-table", "berth_e2e"+tag)
+	bridge = "bn" + tag
+	return []string{"--bridge", bridge, "--bip", fmt.Sprintf("10.%d.%d.1/24", 200+int(b[0])%50, b[1]),
+		"--nft-table", "berth_e2e" + tag}, bridge
+}
+
+// netDaemon starts a daemon with netArgs.
+func netDaemon(t *testing.T, opts DaemonOptions) (*Daemon, string) {
+	t.Helper()
+	args, bridge := netArgs()
+	opts.Args = append(opts.Args, args...)
 	return StartDaemon(t, opts), bridge
 }
 
