@@ -528,6 +528,18 @@ func TestContainerVolumeCopyUp(t *testing.T) {
 			}
 		}
 	}
+	// --volumes-from shares them, read-only when asked.
+	from := create(t, e, "", containertypes.Config{Cmd: []string{"sh", "-c", "test -f /opt/replaced/new.txt && ! touch /opt/x"}},
+		&containertypes.HostConfig{VolumesFrom: []string{id + ":ro"}})
+	if err := e.ContainerStart(ctx, from); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, e, from, containertypes.WaitConditionNotRunning); code != 0 {
+		t.Fatalf("volumes-from: exit %d", code)
+	}
+	if err := e.ContainerRemove(ctx, from, ContainerRemoveOptions{RemoveVolumes: true}); err != nil {
+		t.Fatal(err)
+	}
 	os.WriteFile(filepath.Join(v.Mountpoint, "mine"), []byte("x"), 0o644)
 	os.RemoveAll(filepath.Join(v.Mountpoint, "replaced"))
 	id2 := create(t, e, "", containertypes.Config{Cmd: []string{"true"}}, &containertypes.HostConfig{Binds: []string{"optvol:/opt"}})

@@ -449,6 +449,32 @@ func (e *Engine) resolveMounts(ctx context.Context, c *ctrs, cfg *containertypes
 			return out, anon, copyUp, err
 		}
 	}
+	for _, from := range host.VolumesFrom {
+		// --volumes-from ctr[:ro|:rw]: the other container's volumes and
+		// binds at the same places, read-only if asked.
+		ref, mode, _ := strings.Cut(from, ":")
+		if mode != "" && mode != "ro" && mode != "rw" {
+			return out, anon, copyUp, fmt.Errorf("invalid mode for volumes-from: %s: %w", mode, errdefs.ErrInvalidArgument)
+		}
+		other, err := c.store.Get(ref)
+		if err != nil {
+			return out, anon, copyUp, err
+		}
+		for _, mp := range other.Snapshot().Mounts {
+			if mp.Type == mounttypes.TypeTmpfs || taken[mp.Destination] {
+				continue
+			}
+			switch mode {
+			case "ro":
+				mp.RW = false
+			case "rw":
+				mp.RW = true
+			}
+			if err := add(mp); err != nil {
+				return out, anon, copyUp, err
+			}
+		}
+	}
 	dsts := make([]string, 0, len(cfg.Volumes))
 	for d := range cfg.Volumes {
 		dsts = append(dsts, d)
