@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -101,7 +102,11 @@ func newDaemonCommand(_ *globals) *cobra.Command {
 			if err := mergeConfigFile(cmd, configFile, &st); err != nil {
 				return err
 			}
-			return runDaemon(cmd.Context(), st)
+			// The daemon, unlike other verbs, stops cleanly on SIGINT and
+			// SIGTERM (main installs no handler: `run` proxies signals).
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, unix.SIGTERM)
+			defer stop()
+			return runDaemon(ctx, st)
 		},
 	}
 	fl := cmd.Flags()
@@ -274,6 +279,9 @@ func runDaemon(ctx context.Context, st daemonSettings) error {
 		return err
 	}
 	defer e.ShutdownNetworks(context.WithoutCancel(ctx))
+	// Healthchecks of running containers, as execs at their intervals.
+	stopHealth := e.StartHealthchecks(ctx)
+	defer stopHealth()
 
 	srv := api.New(api.Config{Backend: api.Backend{Images: e, System: e, Containers: containerAPI{e}, Exec: execAPI{e}, Networks: e}})
 	hs := &http.Server{
