@@ -167,6 +167,20 @@ func TestConfigEffects(t *testing.T) {
 			want:   []string{"Operation not permitted", "done"},
 		},
 		{
+			// Without no_new_privs the filter needs CAP_SYS_ADMIN, which a
+			// switch to a non-root user takes away: it must load first.
+			name: "seccomp as a non-root user without no_new_privs",
+			edit: func(s *specs.Spec) {
+				s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+					{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: func() *uint { v := uint(1); return &v }()},
+				}}
+				s.Process.NoNewPrivileges = false
+				s.Process.User = specs.User{UID: 65534, GID: 65534}
+			},
+			script: "id -u; mkdir /tmp/x 2>&1; echo done",
+			want:   []string{"65534", "Operation not permitted", "done"},
+		},
+		{
 			name: "ioPriority",
 			edit: func(s *specs.Spec) {
 				s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_IDLE, Priority: 0}

@@ -153,6 +153,16 @@ func (pp *preparedProcess) exec(sock *os.File, firstFD, listenerFD int, st *spec
 	if err := caps.SetKeepCaps(true); err != nil {
 		return err
 	}
+	// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN in the
+	// effective set, which a switch to a non-root uid clears (keepcaps
+	// keeps only the permitted set): load it before the user switch, as
+	// runc does. The filter then also covers setgroups/setresuid, capset
+	// and execve, which any working profile allows.
+	if !p.NoNewPrivileges {
+		if err := pp.filter.load(listenerFD, st, pp.filterMetadata()); err != nil {
+			return err
+		}
+	}
 	if err := setUser(p.User); err != nil {
 		return err
 	}
@@ -164,13 +174,6 @@ func (pp *preparedProcess) exec(sock *os.File, firstFD, listenerFD int, st *spec
 	if p.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("set no_new_privs: %w", err)
-		}
-	}
-	// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
-	// the capability sets may be about to drop: load it first then.
-	if !p.NoNewPrivileges {
-		if err := pp.filter.load(listenerFD, st, pp.filterMetadata()); err != nil {
-			return err
 		}
 	}
 	if err := caps.Apply(p.Capabilities); err != nil {
