@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/client"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -42,7 +44,9 @@ type globals struct {
 func main() {
 	// No signal.NotifyContext here: a foreground run proxies signals to
 	// the container instead of dying, and other verbs die as docker's do.
-	err := newRootCommand().ExecuteContext(context.Background())
+	root := newRootCommand()
+	root.SetArgs(globalShorthands(os.Args[1:]))
+	err := root.ExecuteContext(context.Background())
 	if err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {
@@ -140,6 +144,14 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Name() == "daemon" && cmd.Parent() == cmd.Root() {
+				// The daemon stops cleanly on SIGINT and SIGTERM (its
+				// RunE serves until ctx ends). Client verbs keep the
+				// default actions, and run/attach proxy signals instead.
+				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, unix.SIGTERM)
+				cobra.OnFinalize(stop)
+				cmd.SetContext(ctx)
+			}
 			return g.setupLogging(cmd)
 		},
 		PersistentPostRun: func(cmd *cobra.Command, args []string) {
@@ -149,7 +161,7 @@ func newRootCommand() *cobra.Command {
 		},
 	}
 	pf := root.PersistentFlags()
-	pf.StringVarP(&g.host, "host", "H", "", "daemon socket to connect to (default: $BERTH_HOST, else $DOCKER_HOST, else "+client.DefaultHost+")")
+	pf.StringVar(&g.host, "host", "", "daemon socket to connect to (default: $BERTH_HOST, else $DOCKER_HOST, else "+client.DefaultHost+")")
 	pf.StringVar(&g.root, "root", "/var/lib/berth", "root directory of persistent state (berth daemon)")
 	pf.StringVar(&g.storageDriver, "storage-driver", "", "storage driver: overlay or vfs (berth daemon; default: overlay when the kernel and filesystem allow it)")
 	pf.StringVar(&g.logLevel, "log-level", "warn", `log level: "debug", "info", "warn", "error"`)
@@ -199,6 +211,31 @@ func newRootCommand() *cobra.Command {
 	)
 	root.AddCommand(containerVerbs(g, false)...)
 	return root
+}
+
+// globalShorthands rewrites -H before the verb to --host. Docker's global
+// -H lives beside verbs' own -H (history's --human, daemon's --host);
+// cobra's persistent flags cannot share a shorthand with a verb's flag, so
+// the global one is only a shorthand where docker parses it: before the
+// verb.
+func globalShorthands(args []string) []string {
+	out := append([]string(nil), args...)
+	for i := 0; i < len(out); i++ {
+		a := out[i]
+		if !strings.HasPrefix(a, "-") || a == "-" || a == "--" {
+			break
+		}
+		switch {
+		case a == "-H":
+			out[i] = "--host"
+			i++ // its value
+		case strings.HasPrefix(a, "-H"):
+			out[i] = "--host=" + strings.TrimPrefix(strings.TrimPrefix(a, "-H"), "=")
+		case !strings.Contains(a, "=") && (a == "--host" || a == "--log-level" || a == "--root" || a == "--storage-driver"):
+			i++
+		}
+	}
+	return out
 }
 
 func (g *globals) setupLogging(cmd *cobra.Command) error {

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/spf13/cobra"
@@ -215,28 +216,63 @@ func runAttached(ctx context.Context, c *client.Client, cmd *cobra.Command, id s
 		stop := proxySignalsTo(ctx, c, id)
 		defer stop()
 	}
+	var (
+		res     container.WaitResponse
+		gotExit bool
+	)
 	if attached {
-		detached, err := pumpStreams(ctx, c, cmd, conn, id, cfg.Tty, cfg.AttachStdin, false, detachKeys)
-		if err != nil {
+		type pumped struct {
+			detached bool
+			err      error
+		}
+		done := make(chan pumped, 1)
+		go func() {
+			d, err := pumpStreams(ctx, c, cmd, conn, id, cfg.Tty, cfg.AttachStdin, false, detachKeys)
+			done <- pumped{d, err}
+		}()
+		var p pumped
+		select {
+		case p = <-done:
+		case res = <-resc:
+			// The container is gone; its output ends with it. Should
+			// the attach stream not close, do not hang on it: the
+			// exit code is known.
+			gotExit = true
+			select {
+			case p = <-done:
+			case <-time.After(outputGrace):
+				conn.Close()
+				p = <-done
+			}
+		case err := <-errc:
 			return err
 		}
-		if detached {
+		if p.err != nil && !gotExit {
+			return p.err
+		}
+		if p.detached {
 			return nil
 		}
 	}
-	select {
-	case res := <-resc:
-		if res.Error != nil && res.Error.Message != "" {
-			return exitError{code: exitBerth, err: errors.New(res.Error.Message)}
+	if !gotExit {
+		select {
+		case res = <-resc:
+		case err := <-errc:
+			return err
 		}
-		if res.StatusCode != 0 {
-			return exitError{code: int(res.StatusCode)}
-		}
-		return nil
-	case err := <-errc:
-		return err
 	}
+	if res.Error != nil && res.Error.Message != "" {
+		return exitError{code: exitBerth, err: errors.New(res.Error.Message)}
+	}
+	if res.StatusCode != 0 {
+		return exitError{code: int(res.StatusCode)}
+	}
+	return nil
 }
+
+// outputGrace is how long a run waits for the output stream to end once
+// the container's exit is known.
+const outputGrace = 2 * time.Second
 
 // pumpStreams copies stdin to the container and its output to ours until
 // the output ends. With a tty it puts our terminal in raw mode, keeps the
