@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -49,7 +50,7 @@ func Capabilities(privileged bool, add, drop []string) (*specs.LinuxCapabilities
 	var set []string
 	switch {
 	case privileged || slices.Contains(adds, "ALL"):
-		set = slices.Clone(all)
+		set = slices.Clone(grantable())
 	case slices.Contains(drops, "ALL"):
 		set = nil
 	default:
@@ -69,3 +70,22 @@ func Capabilities(privileged bool, add, drop []string) (*specs.LinuxCapabilities
 		Permitted: slices.Clone(set),
 	}, nil
 }
+
+// grantable is every capability the kernel knows that this process can
+// hand on: "all capabilities" for --privileged means those in the engine's
+// own bounding set, since capset refuses any other (this kind of host runs
+// root without CAP_SYS_RESOURCE). Read once: the bounding set only shrinks.
+var grantable = sync.OnceValue(func() []string {
+	all := caps.Known()
+	cur, err := caps.Current()
+	if err != nil {
+		return all
+	}
+	var out []string
+	for i, name := range all {
+		if i < 64 && cur.Bounding&(1<<uint(i)) != 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+})
