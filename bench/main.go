@@ -71,6 +71,13 @@ func main() {
 		rows = append(rows, r...)
 	}
 	table := render(rows, *pairs)
+	if sel.MatchString("engine: memory") {
+		mem, err := memoryReport(env)
+		if err != nil {
+			mem = "\n# memory: skipped: " + err.Error() + "\n"
+		}
+		table += mem
+	}
 	fmt.Print(table)
 	if err := save(*out, table); err != nil {
 		fatalf("save results: %v", err)

@@ -16,8 +16,9 @@ import (
 type env struct {
 	repo    string
 	tmp     string
-	bundle  string    // busybox bundle with /bin/true and an absolute rootfs
-	img     *imageEnv // started on first use by an image scenario
+	bundle  string     // busybox bundle with /bin/true and an absolute rootfs
+	img     *imageEnv  // started on first use by an image scenario
+	eng     *engineEnv // started on first use by an engine scenario
 	closers []func()
 }
 
@@ -83,13 +84,14 @@ type scenario struct {
 }
 
 func scenarios() []scenario {
-	return []scenario{
+	list := []scenario{
 		{name: "runtime: run busybox /bin/true", setup: runtimeRun(1)},
 		{name: "runtime: 100× create/start/delete", setup: runtimeCycle(100)},
 		{name: "images: pull 150 MB, 3 layers, cold", setup: imagePull},
 		{name: "images: push 150 MB, 3 layers", setup: imagePush},
 		{name: "images: load 150 MB tarball", setup: imageLoad},
 	}
+	return append(list, engineScenarios()...)
 }
 
 // ociRuntime is a runc-compatible CLI with its own state root.
