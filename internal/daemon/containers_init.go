@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berth-dev/berth/internal/logfile"
 	"os"
 	"path/filepath"
 	"sync"
@@ -36,10 +37,11 @@ type ContainerConfig struct {
 	InitBinary string
 }
 
-// Default log rotation: 20 MiB × 5 files per container.
+// Default log rotation: logfile's (10 MiB × 3 files per container), so
+// logs never grow until the disk is full.
 const (
-	defaultLogMaxSize  = 20 << 20
-	defaultLogMaxFiles = 5
+	defaultLogMaxSize  = logfile.DefaultMaxSize
+	defaultLogMaxFiles = logfile.DefaultMaxFiles
 )
 
 // ctrs is the Engine's container side. It is safe for concurrent use.
