@@ -42,7 +42,7 @@ func (e *env) engines() (*engineEnv, error) {
 	ee.berthSock = filepath.Join(dir, "berth.sock")
 	if ee.berthSvc, err = startService("berth daemon", filepath.Join(e.tmp, "berthd.log"), e.bin("berth"), "daemon",
 		"--root", filepath.Join(dir, "root"), "--exec-root", dir, "-H", "unix://"+ee.berthSock,
-		"--bridge", benchBridge, "--bip", "10.213.1.0/24", "--nft-table", benchTable, "--config-file", filepath.Join(dir, "none.json")); err != nil {
+		"--bridge", benchBridge, "--bip", "10.213.1.0/24", "--nft-table", benchTable); err != nil {
 		return nil, err
 	}
 	e.closers = append(e.closers, func() {

@@ -136,8 +136,9 @@ func (r *registry) wipe() error {
 }
 
 // dockerd is Debian's docker.io engine (dockerd + containerd) on roots and
-// sockets of its own, with no bridge and no iptables rules, so it touches
-// nothing of the host's network.
+// sockets of its own. Its default bridge gets a subnet of the bench's and
+// no iptables rules at all (no NAT, no forwarding changes): containers
+// reach only each other and the host.
 type dockerd struct {
 	sock       string
 	containerd *service
@@ -172,7 +173,7 @@ func startDockerd(dir string) (*dockerd, error) {
 	d.dockerd, err = startService("dockerd", filepath.Join(dir, "dockerd.log"), "dockerd",
 		"--containerd", ctrdSock, "--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "dockerd.pid"), "-H", "unix://"+d.sock,
-		"--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--userland-proxy=false",
+		"--bip", dockerBIP, "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--userland-proxy=false",
 		"--storage-driver=overlay2", "--log-level=error")
 	if err != nil {
 		d.containerd.stop()
@@ -195,7 +196,12 @@ func (d *dockerd) cli(args ...string) error {
 	return nil
 }
 
+const dockerBIP = "10.213.2.1/24"
+
 func (d *dockerd) stop() {
 	d.dockerd.stop()
 	d.containerd.stop()
+	// dockerd leaves its bridge and parent cgroup behind.
+	_ = run("ip", "link", "del", dockerBr)
+	removeCgroupDir("docker")
 }
