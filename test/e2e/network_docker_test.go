@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -182,7 +183,22 @@ func TestDockerCLINetworking(t *testing.T) {
 	if r := d.Docker(t, "network", "rm", "bridge"); r.Code == 0 || !strings.Contains(r.Stderr, "pre-defined network") {
 		t.Errorf("network rm bridge: %s", r)
 	}
-	d.DockerOK(t, "rm", "-f", "web", "pub")
+	d.DockerOK(t, "run", "-d", "--name", "hosted", "--network", "host", "busybox", "sleep", "30")
+	if r := d.Docker(t, "network", "connect", "back", "hosted"); r.Code == 0 || !strings.Contains(r.Stderr, "cannot be connected") {
+		t.Errorf("network connect of a host-mode container: %s", r)
+	}
+	if out := d.DockerOK(t, "network", "ls", "--filter", "type=custom", "--filter", "dangling=true", "--format", "{{.Name}}"); strings.Fields(out) == nil ||
+		strings.Contains(out, "front") || !strings.Contains(out, "back") {
+		t.Errorf("network ls of unused custom networks: %q", out)
+	}
+	ev := d.DockerOK(t, "events", "--since", "0", "--until", strconv.FormatInt(time.Now().Add(time.Second).Unix(), 10),
+		"--filter", "type=network", "--format", "{{.Action}} {{.Actor.Attributes.name}}")
+	for _, want := range []string{"create front", "connect back", "disconnect back"} {
+		if !strings.Contains(ev, want) {
+			t.Errorf("network events lack %q:\n%s", want, ev)
+		}
+	}
+	d.DockerOK(t, "rm", "-f", "web", "pub", "hosted")
 	out = d.DockerOK(t, "network", "prune", "-f")
 	for _, n := range []string{"front", "back", "closed"} {
 		if !strings.Contains(out, n) {
