@@ -141,6 +141,9 @@ func TestParsePlatform(t *testing.T) {
 		{"linux/arm/v6", "linux/arm/v6"},
 		{"linux/arm", "linux/arm/v7"},
 		{"arm64", "linux/arm64"},
+		{`{"architecture":"arm","os":"linux","variant":"v6"}`, "linux/arm/v6"},
+		{`{"os":"linux","architecture":"x86_64"}`, "linux/amd64"},
+		{`{"os":"linux"}`, "linux/amd64"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -150,7 +153,9 @@ func TestParsePlatform(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ParsePlatform("linux//"); !errors.Is(err, errdefs.ErrInvalidArgument) {
-		t.Fatalf("linux//: %v", err)
+	for _, bad := range []string{"linux//", `{"os":`} {
+		if _, err := ParsePlatform(bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Fatalf("%s: %v", bad, err)
+		}
 	}
 }

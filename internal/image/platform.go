@@ -1,6 +1,7 @@
 package image
 
 import (
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"strings"
@@ -47,10 +48,24 @@ func DefaultPlatform() ocispec.Platform {
 }
 
 // ParsePlatform parses docker's --platform value: os[/arch[/variant]], or
-// an architecture alone.
+// an architecture alone, or the JSON object the Engine API carries in its
+// platform query parameters since 1.48 ({"os":"linux","architecture":…}).
 func ParsePlatform(s string) (ocispec.Platform, error) {
 	if s == "" {
 		return DefaultPlatform(), nil
+	}
+	if strings.HasPrefix(s, "{") {
+		var p ocispec.Platform
+		if err := json.Unmarshal([]byte(s), &p); err != nil {
+			return ocispec.Platform{}, fmt.Errorf("platform %q: %v: %w", s, err, errdefs.ErrInvalidArgument)
+		}
+		if p.OS == "" {
+			p.OS = "linux"
+		}
+		if p.Architecture == "" {
+			p.Architecture = runtime.GOARCH
+		}
+		return normalizePlatform(p), nil
 	}
 	parts := strings.Split(s, "/")
 	var p ocispec.Platform
