@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -719,5 +720,17 @@ func TestAllTagsIs501(t *testing.T) {
 	}
 	if calls := f.Calls(); len(calls) != 0 {
 		t.Errorf("backend called: %v", calls)
+	}
+}
+
+func TestImagePlatformQuery(t *testing.T) {
+	f := newFake()
+	ts := serve(t, f)
+	call(t, ts, "GET", "/v1.49/images/busybox/json?platform="+url.QueryEscape(`{"os":"linux","architecture":"amd64"}`), nil)
+	call(t, ts, "GET", "/v1.48/images/get?names=busybox&platform=linux%2Farm64", nil)
+	got := f.Calls()
+	want := []string{`ImageInspect busybox platform={"os":"linux","architecture":"amd64"}`, "ImageSave [busybox] platform=linux/arm64"}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("calls %q, want %q", got, want)
 	}
 }

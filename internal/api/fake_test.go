@@ -83,8 +83,12 @@ func (f *fakeBackend) ImageList(ctx context.Context, opts daemon.ImageListOption
 	return out, nil
 }
 
-func (f *fakeBackend) ImageInspect(ctx context.Context, ref string) (daemon.ImageInspectResult, error) {
-	if err := f.record("ImageInspect " + ref); err != nil {
+func (f *fakeBackend) ImageInspectWith(ctx context.Context, ref string, opts daemon.ImageInspectOptions) (daemon.ImageInspectResult, error) {
+	call := "ImageInspect " + ref
+	if opts.Platform != "" {
+		call += " platform=" + opts.Platform
+	}
+	if err := f.record(call); err != nil {
 		return daemon.ImageInspectResult{}, err
 	}
 	im, ok := f.images[ref]
@@ -133,7 +137,11 @@ func (f *fakeBackend) Push(ctx context.Context, ref string, opts daemon.PushOpti
 }
 
 func (f *fakeBackend) ImageSave(ctx context.Context, opts daemon.ImageSaveOptions) error {
-	if err := f.record(fmt.Sprintf("ImageSave %v", opts.Refs)); err != nil {
+	call := fmt.Sprintf("ImageSave %v", opts.Refs)
+	if opts.Platform != "" {
+		call += " platform=" + opts.Platform
+	}
+	if err := f.record(call); err != nil {
 		return err
 	}
 	_, err := io.WriteString(opts.Output, "TAR")

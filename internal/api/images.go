@@ -25,7 +25,7 @@ import (
 // or archive, ErrUnauthorized for a refused registry credential.
 type imageBackend interface {
 	ImageList(ctx context.Context, opts daemon.ImageListOptions) (daemon.ImageListResult, error)
-	ImageInspect(ctx context.Context, ref string) (daemon.ImageInspectResult, error)
+	ImageInspectWith(ctx context.Context, ref string, opts daemon.ImageInspectOptions) (daemon.ImageInspectResult, error)
 	ImageHistory(ctx context.Context, ref string) ([]imagetypes.HistoryResponseItem, error)
 	ImageTag(ctx context.Context, opts daemon.ImageTagOptions) error
 	// ImageRemove may return a partial result with its error.
@@ -65,11 +65,11 @@ func (s *Server) imageGet(ctx context.Context, w http.ResponseWriter, r *http.Re
 	rest := r.PathValue("rest")
 	switch {
 	case strings.HasSuffix(rest, "/json"):
-		return s.imageInspect(ctx, w, strings.TrimSuffix(rest, "/json"))
+		return s.imageInspect(ctx, w, strings.TrimSuffix(rest, "/json"), r.URL.Query().Get("platform"))
 	case strings.HasSuffix(rest, "/history"):
 		return s.imageHistory(ctx, w, strings.TrimSuffix(rest, "/history"))
 	case strings.HasSuffix(rest, "/get"):
-		return s.imageSave(ctx, w, []string{strings.TrimSuffix(rest, "/get")})
+		return s.imageSave(ctx, w, []string{strings.TrimSuffix(rest, "/get")}, r.URL.Query().Get("platform"))
 	}
 	return notFoundRoute()
 }
@@ -104,8 +104,8 @@ func (s *Server) imageList(ctx context.Context, w http.ResponseWriter, r *http.R
 	return writeJSON(w, http.StatusOK, res.Images)
 }
 
-func (s *Server) imageInspect(ctx context.Context, w http.ResponseWriter, name string) error {
-	res, err := s.b.Images.ImageInspect(ctx, name)
+func (s *Server) imageInspect(ctx context.Context, w http.ResponseWriter, name, platform string) error {
+	res, err := s.b.Images.ImageInspectWith(ctx, name, daemon.ImageInspectOptions{Platform: platform})
 	if err != nil {
 		return err
 	}
@@ -361,12 +361,12 @@ func (s *Server) imagePush(ctx context.Context, w http.ResponseWriter, r *http.R
 }
 
 func (s *Server) imageSaveMany(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
-	return s.imageSave(ctx, w, r.URL.Query()["names"])
+	return s.imageSave(ctx, w, r.URL.Query()["names"], r.URL.Query().Get("platform"))
 }
 
-func (s *Server) imageSave(ctx context.Context, w http.ResponseWriter, names []string) error {
+func (s *Server) imageSave(ctx context.Context, w http.ResponseWriter, names []string, platform string) error {
 	w.Header().Set("Content-Type", "application/x-tar")
-	return s.b.Images.ImageSave(ctx, daemon.ImageSaveOptions{Refs: names, Output: w})
+	return s.b.Images.ImageSave(ctx, daemon.ImageSaveOptions{Refs: names, Output: w, Platform: platform})
 }
 
 func (s *Server) imageLoad(ctx context.Context, w http.ResponseWriter, r *http.Request) error {

@@ -175,11 +175,33 @@ type ImageInspectResult struct {
 	imagetypes.InspectResponse
 }
 
+// ImageInspectOptions tune ImageInspect.
+type ImageInspectOptions struct {
+	// Platform, if set (os/arch[/variant] or the API's JSON), is the
+	// platform the image must be for (docker's image inspect --platform);
+	// berth keeps one platform per image, so another is ErrNotFound.
+	Platform string
+}
+
 // ImageInspect describes the image ref names.
 func (e *Engine) ImageInspect(ctx context.Context, ref string) (ImageInspectResult, error) {
+	return e.ImageInspectWith(ctx, ref, ImageInspectOptions{})
+}
+
+// ImageInspectWith is ImageInspect with options (the API's platform).
+func (e *Engine) ImageInspectWith(ctx context.Context, ref string, opts ImageInspectOptions) (ImageInspectResult, error) {
 	r, err := e.images.Lookup(ctx, ref)
 	if err != nil {
 		return ImageInspectResult{}, err
+	}
+	if opts.Platform != "" {
+		p, err := image.ParsePlatform(opts.Platform)
+		if err != nil {
+			return ImageInspectResult{}, fmt.Errorf("image inspect: %w", err)
+		}
+		if err := e.checkPlatform(ctx, r, ref, p); err != nil {
+			return ImageInspectResult{}, err
+		}
 	}
 	c, err := e.config(ctx, r)
 	if err != nil {

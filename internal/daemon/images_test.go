@@ -520,3 +520,43 @@ func TestSnapshotDirsSpread(t *testing.T) {
 		})
 	}
 }
+
+// TestImagePlatform: inspect and save with --platform accept the image's
+// own platform (either spelling the API uses) and refuse another in
+// docker's words, writing nothing.
+func TestImagePlatform(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	e := newEngine(t)
+	loadTestImage(t, e)
+	for _, tc := range []struct {
+		platform string
+		ok       bool
+	}{
+		{"", true},
+		{"linux/amd64", true},
+		{`{"os":"linux","architecture":"amd64"}`, true},
+		{"linux/arm64", false},
+		{`{"os":"linux","architecture":"s390x"}`, false},
+	} {
+		t.Run(tc.platform, func(t *testing.T) {
+			_, err := e.ImageInspectWith(ctx, "busybox", ImageInspectOptions{Platform: tc.platform})
+			var out bytes.Buffer
+			serr := e.ImageSave(ctx, ImageSaveOptions{Refs: []string{"busybox"}, Output: &out, Platform: tc.platform})
+			if tc.ok {
+				if err != nil || serr != nil {
+					t.Fatalf("inspect: %v, save: %v", err, serr)
+				}
+				return
+			}
+			for what, err := range map[string]error{"inspect": err, "save": serr} {
+				if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "was found but does not match the specified platform") {
+					t.Errorf("%s: %v, want docker's not-found", what, err)
+				}
+			}
+			if out.Len() != 0 {
+				t.Errorf("save wrote %d bytes", out.Len())
+			}
+		})
+	}
+}

@@ -115,6 +115,10 @@ type ImageSaveOptions struct {
 	// repository) or IDs (saved untagged).
 	Refs   []string
 	Output io.Writer
+	// Platform, if set (os/arch[/variant] or the API's JSON), is the
+	// platform every image must be for: berth keeps one platform per
+	// image, so a mismatch is an error rather than a choice.
+	Platform string
 }
 
 // ImageSave writes the images as one docker-archive.
@@ -122,9 +126,22 @@ func (e *Engine) ImageSave(ctx context.Context, opts ImageSaveOptions) error {
 	if len(opts.Refs) == 0 {
 		return fmt.Errorf("save: no image named: %w", errdefs.ErrInvalidArgument)
 	}
+	var want *ocispec.Platform
+	if opts.Platform != "" {
+		p, err := image.ParsePlatform(opts.Platform)
+		if err != nil {
+			return fmt.Errorf("save: %w", err)
+		}
+		want = &p
+	}
 	var imgs []tarball.SaveImage
 	index := map[digest.Digest]int{}
-	add := func(r image.Record, tag string) {
+	add := func(r image.Record, ref, tag string) error {
+		if want != nil {
+			if err := e.checkPlatform(ctx, r, ref, *want); err != nil {
+				return err
+			}
+		}
 		i, ok := index[r.ID]
 		if !ok {
 			i = len(imgs)
@@ -134,6 +151,7 @@ func (e *Engine) ImageSave(ctx context.Context, opts ImageSaveOptions) error {
 		if tag != "" && !slices.Contains(imgs[i].RepoTags, tag) {
 			imgs[i].RepoTags = append(imgs[i].RepoTags, tag)
 		}
+		return nil
 	}
 	for _, ref := range opts.Refs {
 		if n, err := reference.ParseNormalizedNamed(ref); err == nil && reference.IsNameOnly(n) {
@@ -145,7 +163,9 @@ func (e *Engine) ImageSave(ctx context.Context, opts ImageSaveOptions) error {
 			for _, r := range recs {
 				for _, t := range r.RepoTags {
 					if tn, err := reference.ParseNormalizedNamed(t); err == nil && tn.Name() == n.Name() {
-						add(r, image.Familiar(t))
+						if err := add(r, ref, image.Familiar(t)); err != nil {
+							return err
+						}
 						found = true
 					}
 				}
@@ -162,13 +182,30 @@ func (e *Engine) ImageSave(ctx context.Context, opts ImageSaveOptions) error {
 		if n, err := image.ParseReference(ref); err == nil && slices.Contains(r.RepoTags, n.String()) {
 			tag = image.Familiar(n.String())
 		}
-		add(r, tag)
+		if err := add(r, ref, tag); err != nil {
+			return err
+		}
 	}
 	if err := tarball.Save(ctx, e.content, opts.Output, imgs); err != nil {
 		return err
 	}
 	for _, im := range imgs {
 		e.emitImage(ctx, evtypes.ActionSave, im.Record.ID.String(), im.Record.ID.String())
+	}
+	return nil
+}
+
+// checkPlatform refuses an image that is not for want, in docker's words.
+func (e *Engine) checkPlatform(ctx context.Context, r image.Record, ref string, want ocispec.Platform) error {
+	c, err := e.config(ctx, r)
+	if err != nil {
+		return err
+	}
+	have := ocispec.Platform{OS: c.OS, Architecture: c.Architecture, Variant: c.Variant}
+	one := ocispec.Index{Manifests: []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageManifest, Platform: &have}}}
+	if _, err := image.SelectManifest(one, want); err != nil {
+		return fmt.Errorf("image with reference %s was found but does not match the specified platform: wanted %s, actual: %s: %w",
+			ref, image.FormatPlatform(want), image.FormatPlatform(have), errdefs.ErrNotFound)
 	}
 	return nil
 }
