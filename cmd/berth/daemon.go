@@ -27,6 +27,7 @@ import (
 	"github.com/berth-dev/berth/internal/api"
 	"github.com/berth-dev/berth/internal/daemon"
 	"github.com/berth-dev/berth/internal/log"
+	"github.com/berth-dev/berth/internal/network/ipam"
 )
 
 // Defaults of `berth daemon`.
@@ -61,6 +62,10 @@ type daemonOptions struct {
 	InsecureTCP        *bool    `json:"insecure-tcp"`
 	Bridge             *string  `json:"bridge"`
 	BIP                *string  `json:"bip"`
+	AddressPools       []struct {
+		Base string `json:"base"`
+		Size int    `json:"size"`
+	} `json:"default-address-pools"`
 }
 
 // daemonSettings is the merged, final configuration.
@@ -72,6 +77,8 @@ type daemonSettings struct {
 	// bridge is the default network's device, bip its subnet (docker's
 	// --bip, an address with its prefix length; only the subnet counts).
 	bridge, bip string
+	// addressPools are --default-address-pool values: base=CIDR,size=N.
+	addressPools []string
 	// nftTable is the nftables table of the rules (hidden: two daemons
 	// on one host, as tests run them, need two).
 	nftTable string
@@ -121,6 +128,7 @@ func newDaemonCommand(_ *globals) *cobra.Command {
 	fl.StringVar(&st.tlsKey, "tlskey", "", "server TLS key")
 	fl.StringVar(&st.bridge, "bridge", defaultBridge, "device name of the default bridge network")
 	fl.StringVar(&st.bip, "bip", "", "subnet of the default bridge network, as CIDR (default: 172.30.0.0/16, or a free private range if that is in use)")
+	fl.StringArrayVar(&st.addressPools, "default-address-pool", nil, "subnets for networks made without one: base=CIDR,size=PREFIXLEN (repeatable; default 172.18-29.0.0/16, then 192.168.x.0/20)")
 	fl.StringVar(&st.nftTable, "nft-table", "berth", "nftables table of berth's rules")
 	_ = fl.MarkHidden("nft-table")
 	fl.BoolVar(&st.insecureTCP, "insecure-tcp", false, "allow tcp without client certificates on a non-loopback address (anyone who reaches it is root)")
@@ -190,6 +198,11 @@ func mergeConfigFile(cmd *cobra.Command, path string, st *daemonSettings) error 
 	setB("insecure-tcp", o.InsecureTCP, &st.insecureTCP)
 	setS("bridge", o.Bridge, &st.bridge)
 	setS("bip", o.BIP, &st.bip)
+	var pools []string
+	for _, p := range o.AddressPools {
+		pools = append(pools, fmt.Sprintf("base=%s,size=%d", p.Base, p.Size))
+	}
+	setL("default-address-pool", pools, &st.addressPools)
 	setL("host", append(o.Hosts, o.HostsDocker...), &st.hosts)
 	setL("insecure-registry", append(o.InsecureRegistries, o.InsecureDocker...), &st.insecureRegistries)
 	if len(both) > 0 {
@@ -239,6 +252,10 @@ func runDaemon(ctx context.Context, st daemonSettings) error {
 		}
 		bip = p.Masked()
 	}
+	pools, err := addressPools(st.addressPools)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(st.execRoot, 0o711); err != nil {
 		return fmt.Errorf("exec root: %w", err)
 	}
@@ -275,7 +292,7 @@ func runDaemon(ctx context.Context, st daemonSettings) error {
 	// cleanup of what dead containers left (after a crash). At exit only
 	// the manager's goroutines stop; bridges, rules and the endpoints of
 	// running containers stay for the next daemon.
-	if err := e.InitNetworks(ctx, daemon.NetworkConfig{ExecRoot: st.execRoot, DefaultBridge: st.bridge, DefaultSubnet: bip, Table: st.nftTable}); err != nil {
+	if err := e.InitNetworks(ctx, daemon.NetworkConfig{ExecRoot: st.execRoot, DefaultBridge: st.bridge, DefaultSubnet: bip, AddressPools: pools, Table: st.nftTable}); err != nil {
 		return err
 	}
 	defer e.ShutdownNetworks(context.WithoutCancel(ctx))
@@ -506,4 +523,38 @@ func writePidfile(path string) error {
 		return fmt.Errorf("pid file: %w", err)
 	}
 	return nil
+}
+
+// addressPools reads --default-address-pool values (docker's
+// base=CIDR,size=N) into the subnets they are cut into, in order.
+func addressPools(specs []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, spec := range specs {
+		var base netip.Prefix
+		size := -1
+		for _, kv := range strings.Split(spec, ",") {
+			k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
+			var err error
+			switch k {
+			case "base":
+				base, err = netip.ParsePrefix(v)
+			case "size":
+				size, err = strconv.Atoi(v)
+			default:
+				err = fmt.Errorf("unknown key %q", k)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("--default-address-pool %q: %v (want base=CIDR,size=N)", spec, err)
+			}
+		}
+		if !base.IsValid() || size < 0 {
+			return nil, fmt.Errorf("--default-address-pool %q: want base=CIDR,size=N", spec)
+		}
+		subnets, err := ipam.SplitPool(base, size)
+		if err != nil {
+			return nil, fmt.Errorf("--default-address-pool %q: %w", spec, err)
+		}
+		out = append(out, subnets...)
+	}
+	return out, nil
 }

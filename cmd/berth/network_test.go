@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -38,6 +39,37 @@ func TestIPAMConfigPairsGatewaysAndRanges(t *testing.T) {
 			}
 			if len(got) < len(tc.want) || got[:len(tc.want)] != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAddressPools(t *testing.T) {
+	tests := []struct {
+		specs []string
+		n     int
+		first string
+		err   string
+	}{
+		{nil, 0, "", ""},
+		{[]string{"base=10.10.0.0/16,size=24"}, 256, "10.10.0.0/24", ""},
+		{[]string{"size=20, base=172.40.0.0/16", "base=10.1.0.0/16,size=16"}, 17, "172.40.0.0/20", ""},
+		{[]string{"base=10.10.0.0/16"}, 0, "", "want base=CIDR,size=N"},
+		{[]string{"base=10.10.0.0/16,size=x"}, 0, "", "invalid syntax"},
+		{[]string{"base=10.10.0.0/16,size=24,mode=x"}, 0, "", `unknown key "mode"`},
+		{[]string{"base=10.10.0.0/16,size=8"}, 0, "", "size 8 must be between 16 and 30"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.specs, " "), func(t *testing.T) {
+			got, err := addressPools(tc.specs)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || len(got) != tc.n || (tc.n > 0 && got[0].String() != tc.first) {
+				t.Fatalf("%d subnets (%v), %v; want %d from %s", len(got), got, err, tc.n, tc.first)
 			}
 		})
 	}

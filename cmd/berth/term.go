@@ -130,32 +130,43 @@ func (e *escapeReader) Read(p []byte) (int, error) {
 			e.pending = e.pending[n:]
 			return n, nil
 		}
+		if e.isDetached() {
+			return 0, io.EOF
+		}
 		buf := make([]byte, len(p))
 		n, err := e.r.Read(buf)
-		out := p[:0]
+		var out []byte
 		for _, b := range buf[:n] {
+			if b != e.keys[e.matched] && e.matched > 0 {
+				// The sequence broke off: its bytes were input.
+				out = append(out, e.keys[:e.matched]...)
+				e.matched = 0
+			}
 			if b == e.keys[e.matched] {
 				e.matched++
 				if e.matched == len(e.keys) {
 					e.mu.Lock()
 					e.detached = true
 					e.mu.Unlock()
-					return copy(p, out), io.EOF
+					break
 				}
-				continue
-			}
-			if e.matched > 0 {
-				e.pending = append(e.pending, e.keys[:e.matched]...)
-				e.matched = 0
-			}
-			if len(e.pending) > 0 {
-				e.pending = append(e.pending, b)
 				continue
 			}
 			out = append(out, b)
 		}
-		if len(out) > 0 || err != nil {
-			return len(out), err
+		if err != nil && e.matched > 0 && !e.isDetached() {
+			out = append(out, e.keys[:e.matched]...)
+			e.matched = 0
+		}
+		e.pending = out
+		if len(out) > 0 {
+			continue
+		}
+		if e.isDetached() {
+			return 0, io.EOF
+		}
+		if err != nil {
+			return 0, err
 		}
 	}
 }
