@@ -44,6 +44,9 @@ type NetworkConfig struct {
 	// DefaultSubnet its subnet (--bip; 172.30.0.0/16 or a free pool).
 	DefaultBridge string
 	DefaultSubnet netip.Prefix
+	// AddressPools are the subnets for networks made without one
+	// (--default-address-pool, cut into subnets); docker's when empty.
+	AddressPools []netip.Prefix
 	// Table is the nftables table ("berth"); tests give their own.
 	Table string
 }
@@ -59,7 +62,7 @@ func (e *Engine) InitNetworks(ctx context.Context, cfg NetworkConfig) error {
 		return fmt.Errorf("init networks: no exec root: %w", errdefs.ErrInvalidArgument)
 	}
 	m, err := bnet.New(ctx, bnet.Config{Root: filepath.Join(e.root, "network"), ExecRoot: cfg.ExecRoot,
-		DefaultBridge: cfg.DefaultBridge, DefaultSubnet: cfg.DefaultSubnet, Table: cfg.Table})
+		DefaultBridge: cfg.DefaultBridge, DefaultSubnet: cfg.DefaultSubnet, AddressPools: cfg.AddressPools, Table: cfg.Table})
 	if err != nil {
 		return fmt.Errorf("init networks: %w", err)
 	}

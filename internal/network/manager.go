@@ -33,6 +33,10 @@ type Config struct {
 	DefaultBridge string       // device of the default network; "berth0" when empty
 	DefaultSubnet netip.Prefix // its subnet; 172.30.0.0/16 (or a free pool) when zero
 	NoDefault     bool         // make no default network (tests of user networks)
+	// AddressPools are the subnets networks made without --subnet get,
+	// in order (docker's default-address-pools, cut with ipam.SplitPool);
+	// ipam.DefaultPools when empty.
+	AddressPools []netip.Prefix
 
 	Table      string // nftables table (family inet); "berth" when empty
 	PoolSize   int    // namespaces made in advance; 4 when zero, none when negative

@@ -127,6 +127,9 @@ func (m *Manager) createLocked(ctx context.Context, opts CreateOptions) (*Networ
 			return fail(fmt.Errorf("gateway and ip-range need a subnet: %w", errdefs.ErrInvalidArgument))
 		}
 		cands := ipam.DefaultPools()
+		if len(m.cfg.AddressPools) > 0 {
+			cands = m.cfg.AddressPools
+		}
 		if opts.def {
 			cands = append([]netip.Prefix{netip.MustParsePrefix("172.30.0.0/16")}, cands...)
 		}

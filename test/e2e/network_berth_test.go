@@ -30,7 +30,7 @@ func berthOK(t *testing.T, d *Daemon, args ...string) string {
 // by name, connect with an alias and a fixed address, disconnect, rm and
 // prune, and their errors in docker's words.
 func TestBerthCLINetworking(t *testing.T) {
-	d, _ := netDaemon(t, DaemonOptions{})
+	d, _ := netDaemon(t, DaemonOptions{Args: []string{"--default-address-pool", "base=10.197.0.0/16,size=24"}})
 	loadBusybox(t, d)
 	t.Cleanup(func() {
 		if ids := strings.Fields(d.DockerOK(t, "ps", "-aq")); len(ids) > 0 {
@@ -38,6 +38,12 @@ func TestBerthCLINetworking(t *testing.T) {
 		}
 		d.Berth(t, "network", "prune", "-f")
 	})
+	// A network without --subnet takes the first free subnet of the pool.
+	berthOK(t, d, "network", "create", "pooled")
+	if got := strings.TrimSpace(berthOK(t, d, "network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", "pooled")); got != "10.197.0.0/24" {
+		t.Errorf("subnet from --default-address-pool: %q", got)
+	}
+	berthOK(t, d, "network", "rm", "pooled")
 
 	id := strings.TrimSpace(berthOK(t, d, "network", "create", "--subnet", "10.198.5.0/24", "--gateway", "10.198.5.254",
 		"--ip-range", "10.198.5.128/25", "--label", "team=web", "-o", "com.docker.network.driver.mtu=1400", "bnet"))

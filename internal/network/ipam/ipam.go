@@ -140,6 +140,35 @@ func DefaultPools() []netip.Prefix {
 	return out
 }
 
+// maxSplit bounds SplitPool: a /8 cut into /24s is 65536 candidates, as
+// many as anyone has networks; more would only cost memory.
+const maxSplit = 1 << 16
+
+// SplitPool cuts base into subnets of size bits, in order: docker's
+// default-address-pools entry {base, size}.
+func SplitPool(base netip.Prefix, size int) ([]netip.Prefix, error) {
+	base = base.Masked()
+	if !base.IsValid() || !base.Addr().Is4() {
+		return nil, fmt.Errorf("address pool %s: want an IPv4 CIDR: %w", base, errdefs.ErrInvalidArgument)
+	}
+	if size < base.Bits() || size > 30 {
+		return nil, fmt.Errorf("address pool %s: size %d must be between %d and 30: %w", base, size, base.Bits(), errdefs.ErrInvalidArgument)
+	}
+	if size-base.Bits() > 16 {
+		return nil, fmt.Errorf("address pool %s: size %d makes over %d subnets: %w", base, size, maxSplit, errdefs.ErrInvalidArgument)
+	}
+	n := 1 << (size - base.Bits())
+	out := make([]netip.Prefix, 0, n)
+	a := base.Addr().As4()
+	start := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	step := uint32(1) << (32 - size)
+	for i := 0; i < n; i++ {
+		v := start + uint32(i)*step
+		out = append(out, netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), size))
+	}
+	return out, nil
+}
+
 // PickSubnet returns the first of candidates that overlaps none of taken.
 func PickSubnet(candidates, taken []netip.Prefix) (netip.Prefix, error) {
 next:
