@@ -700,3 +700,50 @@ func (e *Engine) NetworkDisconnect(ctx context.Context, netRef string, req netwo
 	e.emitNetwork(ctx, evtypes.ActionDisconnect, info.ID, info.Name, r.ID)
 	return nil
 }
+
+// recordNetworks is NetworkSettings.Networks of a container with no
+// endpoint now (created, or stopped): the network of its mode and those
+// it was connected to, each with the network's ID and the configured
+// aliases and addresses but no live address, as docker shows them. A
+// container:<x> mode has none of its own. Without networking on the
+// engine the default mode is shown as none, which is what it gets.
+func (e *Engine) recordNetworks(r *container.Record) map[string]*networktypes.EndpointSettings {
+	out := map[string]*networktypes.EndpointSettings{}
+	mode := string(r.HostConfig.NetworkMode)
+	if strings.HasPrefix(mode, "container:") {
+		return out
+	}
+	m, _ := e.netManager()
+	names := []string{mode}
+	if primary, ours := bridgeMode(r.HostConfig.NetworkMode); ours {
+		names[0] = primary
+		if m == nil && primary == bnet.DefaultNetwork {
+			names[0] = "none"
+		}
+	}
+	for name := range r.Endpoints {
+		if n, _ := bridgeMode(containertypes.NetworkMode(name)); n != names[0] {
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
+		es := &networktypes.EndpointSettings{}
+		cfg := r.Endpoints[name]
+		if cfg == nil && name == names[0] {
+			cfg = r.Endpoints[mode]
+		}
+		if cfg != nil {
+			es.Aliases, es.IPAMConfig, es.DriverOpts, es.MacAddress = cfg.Aliases, cfg.IPAMConfig, cfg.DriverOpts, cfg.MacAddress
+		}
+		key := name
+		if _, pseudo := pseudoNetworks[name]; pseudo {
+			es.NetworkID = pseudoID(name)
+		} else if m != nil {
+			if info, err := m.Inspect(name); err == nil {
+				es.NetworkID, key = info.ID, info.Name
+			}
+		}
+		out[key] = es
+	}
+	return out
+}
