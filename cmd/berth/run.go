@@ -62,7 +62,7 @@ func newRunCommand(g *globals) *cobra.Command {
 			} else {
 				req.Config.StdinOnce = false
 			}
-			if f.tty && f.interactive && !isTerminal(os.Stdin) {
+			if !detach && f.tty && f.interactive && !isTerminal(os.Stdin) {
 				return localError{errors.New("the input device is not a TTY")}
 			}
 			c, err := g.client()
