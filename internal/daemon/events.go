@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"maps"
 
 	evtypes "github.com/moby/moby/api/types/events"
 
@@ -21,8 +22,17 @@ func (e *Engine) Emit(_ context.Context, typ evtypes.Type, action evtypes.Action
 }
 
 // emitImage publishes an image event as docker does: the actor is the
-// image ID (or, for pull and push, the reference) and "name" the
-// reference the user gave.
+// image ID (for pull and push, the reference), "name" is the ID again
+// (load, save, import, untag, delete), the tag given (tag) or the
+// repository (pull, push), and the image's labels come along while the
+// image is still there to read them from.
 func (e *Engine) emitImage(ctx context.Context, action evtypes.Action, id, name string) {
-	e.Emit(ctx, evtypes.ImageEventType, action, id, map[string]string{"name": name})
+	attrs := map[string]string{}
+	if r, err := e.images.Lookup(ctx, id); err == nil {
+		if c, err := e.config(ctx, r); err == nil {
+			maps.Copy(attrs, c.Config.Labels)
+		}
+	}
+	attrs["name"] = name
+	e.Emit(ctx, evtypes.ImageEventType, action, id, attrs)
 }

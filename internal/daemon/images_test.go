@@ -371,8 +371,8 @@ func TestImageRemoveRepoDigests(t *testing.T) {
 }
 
 // TestImageEvents: the image methods publish docker's events, with the
-// image ID as actor and as "name" (the reference for tag), and a prune
-// event with what was reclaimed.
+// image ID as actor and as "name" (the reference for tag), the image's
+// labels, and a prune event with what was reclaimed.
 func TestImageEvents(t *testing.T) {
 	testutil.RequireRoot(t)
 	ctx := context.Background()
@@ -400,7 +400,7 @@ func TestImageEvents(t *testing.T) {
 	tw.WriteHeader(&tar.Header{Name: "f", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
 	tw.Write([]byte("x"))
 	tw.Close()
-	imp, err := e.ImageImport(ctx, ImageImportOptions{Source: &tarball})
+	imp, err := e.ImageImport(ctx, ImageImportOptions{Source: &tarball, Changes: []string{"LABEL colour=blue"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,6 +414,11 @@ func TestImageEvents(t *testing.T) {
 			t.Errorf("event of type %q", m.Type)
 		}
 		got = append(got, strings.Join([]string{string(m.Action), m.Actor.ID, m.Actor.Attributes["name"]}, " "))
+		// docker copies the image's labels into its events, while the
+		// image is there to read them from.
+		if m.Action == "import" && m.Actor.Attributes["colour"] != "blue" {
+			t.Errorf("import event without the image's label: %v", m.Actor.Attributes)
+		}
 	}
 	i := imp.ID.String()
 	want := []string{
