@@ -393,13 +393,15 @@ func (e *Engine) ImageRemove(ctx context.Context, ref string, opts ImageRemoveOp
 	}
 	short := r.ID.Encoded()[:12]
 	var res ImageRemoveResult
-	untag := func(n string) error {
+	untag := func(n string, event bool) error {
 		if _, err := e.images.Untag(ctx, n); err != nil {
 			return err
 		}
 		res.Items = append(res.Items, imagetypes.DeleteResponse{Untagged: image.Familiar(n)})
-		// docker names the image by its ID in untag events.
-		e.emitImage(ctx, evtypes.ActionUnTag, r.ID.String(), r.ID.String())
+		if event {
+			// docker names the image by its ID in untag events.
+			e.emitImage(ctx, evtypes.ActionUnTag, r.ID.String(), r.ID.String())
+		}
 		return nil
 	}
 	names := append(slices.Clone(r.RepoTags), r.RepoDigests...)
@@ -410,7 +412,7 @@ func (e *Engine) ImageRemove(ctx context.Context, ref string, opts ImageRemoveOp
 		if len(users) > 0 && !opts.Force && singleReference(names) {
 			return res, fmt.Errorf("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s: %w", ref, shortID(users[0].ID), short, errdefs.ErrConflict)
 		}
-		if err := untag(name); err != nil {
+		if err := untag(name, true); err != nil {
 			return res, err
 		}
 		names = slices.DeleteFunc(names, func(n string) bool { return n == name })
@@ -420,7 +422,8 @@ func (e *Engine) ImageRemove(ctx context.Context, ref string, opts ImageRemoveOp
 		}) {
 			for _, n := range slices.Clone(names) {
 				if rp, t := tagRepo(n); !t && rp == repo {
-					if err := untag(n); err != nil {
+					// docker publishes no event for these.
+					if err := untag(n, false); err != nil {
 						return res, err
 					}
 					names = slices.DeleteFunc(names, func(x string) bool { return x == n })
@@ -442,7 +445,7 @@ func (e *Engine) ImageRemove(ctx context.Context, ref string, opts ImageRemoveOp
 		}
 	}
 	for _, n := range names {
-		if err := untag(n); err != nil {
+		if err := untag(n, true); err != nil {
 			return res, err
 		}
 	}
