@@ -19,6 +19,7 @@ import (
 	evtypes "github.com/moby/moby/api/types/events"
 	imagetypes "github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/storage"
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-dev/berth/internal/content"
@@ -433,6 +434,11 @@ func (e *Engine) ImageRemove(ctx context.Context, ref string, opts ImageRemoveOp
 		if len(names) > 0 {
 			return res, nil
 		}
+	} else if !isIDPrefix(r.ID, ref) {
+		// A name the image does not carry (name@digest of its manifest
+		// under another repository): docker has nothing to untag, and
+		// deleting the image for it would surprise.
+		return res, fmt.Errorf("No such image: %s: %w", ref, errdefs.ErrNotFound) //nolint:staticcheck // docker's words, shown to users
 	} else if len(repos(names)) > 1 && !opts.Force {
 		return res, fmt.Errorf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories: %w", short, errdefs.ErrConflict)
 	}
@@ -463,6 +469,12 @@ func (e *Engine) ImageRemove(ctx context.Context, ref string, opts ImageRemoveOp
 		return res, err
 	}
 	return res, nil
+}
+
+// isIDPrefix reports whether ref names id by (a prefix of) the ID, with
+// or without "sha256:".
+func isIDPrefix(id digest.Digest, ref string) bool {
+	return ref != "" && (strings.HasPrefix(id.String(), ref) || strings.HasPrefix(id.Encoded(), ref))
 }
 
 // tagRepo is the repository of a normalised name and whether the name is

@@ -302,6 +302,8 @@ func TestImageRemoveRepoDigests(t *testing.T) {
 			"untagged busybox:latest, untagged busybox@", []string{"example.com/bb@"}},
 		{"another tag of the repository keeps its digests", []string{"busybox:2"}, []string{"docker.io/library/busybox"}, "busybox",
 			"untagged busybox:latest", []string{"busybox:2", "busybox@"}},
+		{"another repository's name for the manifest is not a name of the image", nil, []string{"docker.io/library/busybox"}, "example.com/other@",
+			"error", []string{"busybox:latest", "busybox@"}},
 		{"a digest that is the last name deletes", nil, []string{"example.com/bb"}, "busybox;example.com/bb@",
 			"untagged example.com/bb@, deleted", nil},
 	}
@@ -338,10 +340,17 @@ func TestImageRemoveRepoDigests(t *testing.T) {
 			}
 			ref := refs[len(refs)-1]
 			res, err := e.ImageRemove(ctx, ref, ImageRemoveOptions{})
-			if err != nil {
+			if c.want == "error" {
+				if !errors.Is(err, errdefs.ErrNotFound) || len(res.Items) != 0 {
+					t.Fatalf("got %v, %v; want No such image", res.Items, err)
+				}
+			} else if err != nil {
 				t.Fatal(err)
 			}
 			got := short(items(res))
+			if c.want == "error" {
+				got = "error"
+			}
 			got = strings.ReplaceAll(got, "deleted "+id.String()[:19], "deleted")
 			if got != c.want {
 				t.Errorf("got %q, want %q", got, c.want)
