@@ -143,10 +143,32 @@ func TestDockerCLINetworking(t *testing.T) {
 	if got := d.DockerOK(t, "ps", "--filter", "name=pub", "--format", "{{.Ports}}"); !strings.Contains(got, fmt.Sprintf("127.0.0.1:%d->80/tcp", port)) {
 		t.Errorf("docker ps ports: %q", got)
 	}
+	// Published on every address, with -P beside it: containers reach it
+	// through their gateway, on another network and on the same bridge
+	// (hairpin), and docker port lists the ephemeral port too.
+	port2 := freePort(t)
+	d.DockerOK(t, append([]string{"run", "-d", "--name", "pub2", "-p", fmt.Sprintf("%d:80", port2), "--expose", "81", "-P", "busybox"}, httpdCmd("pub2")...)...)
+	httpGet(t, d, "pub2", fmt.Sprintf("http://127.0.0.1:%d/", port2))
+	backGW := strings.TrimSpace(d.DockerOK(t, "network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", "back"))
+	out = d.DockerOK(t, "run", "--rm", "--network", "back", "busybox", "wget", "-qO-", fmt.Sprintf("http://%s:%d/", backGW, port2))
+	if !strings.Contains(out, "hello from pub2") {
+		t.Errorf("published port from another network's container: %q", out)
+	}
+	out = d.DockerOK(t, "run", "--rm", "busybox", "sh", "-c", fmt.Sprintf("wget -qO- http://$(ip route | awk '/default/{print $3}'):%d/", port2))
+	if !strings.Contains(out, "hello from pub2") {
+		t.Errorf("published port from a container on the same bridge: %q", out)
+	}
+	if out := d.DockerOK(t, "port", "pub2", "81/tcp"); !strings.HasPrefix(out, "0.0.0.0:") {
+		t.Errorf("docker port pub2 81/tcp (-P): %q", out)
+	}
 	// The port is the container's: a second one on it is refused, and
 	// leaves no container behind.
-	if r := d.Docker(t, "run", "-d", "--name", "clash", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), "busybox", "sleep", "9"); r.Code == 0 {
-		t.Errorf("second container on host port %d started: %s", port, r)
+	if r := d.Docker(t, "run", "-d", "--name", "clash", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), "busybox", "sleep", "9"); r.Code == 0 ||
+		!strings.Contains(r.Stderr, fmt.Sprintf("Bind for 127.0.0.1:%d failed: port is already allocated", port)) {
+		t.Errorf("second container on host port %d: %s", port, r)
+	}
+	if out := d.DockerOK(t, "inspect", "-f", "{{.State.Status}} {{len .NetworkSettings.Ports}}", "clash"); strings.TrimSpace(out) != "created 0" {
+		t.Errorf("the refused container: %q, want created with no ports", out)
 	}
 
 	// host mode sees the host's links (our bridge among them).
@@ -198,7 +220,7 @@ func TestDockerCLINetworking(t *testing.T) {
 			t.Errorf("network events lack %q:\n%s", want, ev)
 		}
 	}
-	d.DockerOK(t, "rm", "-f", "web", "pub", "hosted")
+	d.DockerOK(t, "rm", "-f", "web", "pub", "pub2", "hosted")
 	out = d.DockerOK(t, "network", "prune", "-f")
 	for _, n := range []string{"front", "back", "closed"} {
 		if !strings.Contains(out, n) {
