@@ -30,6 +30,11 @@
 // 127.0.0.1:hostPort can be DNATed into a container by the kernel, without
 // a userland proxy (and the firewall drops anything else a bridge sends
 // to 127.0.0.0/8: CVE-2020-8558).
+// Close leaves all of that in place for containers that outlive the
+// daemon; Down, for a daemon stopping with no container attached, also
+// removes the bridges and the table (the networks stay in networks.json
+// and New makes them again), so a stopped berth leaves the host's links
+// and rules as it found them.
 //
 // # Keeping it off a container's start path
 //
