@@ -112,6 +112,17 @@ func TestBerthCLINetworking(t *testing.T) {
 	if r := d.Berth(t, "run", "--rm", "--network", "side", "busybox", "ping", "-c1", "-W1", "db"); r.Code == 0 {
 		t.Errorf("db still reachable after disconnect: %s", r)
 	}
+	// Dual stack: an IPv6 address from the second subnet, names resolve
+	// to it.
+	berthOK(t, d, "network", "create", "--ipv6", "--subnet", "10.198.7.0/24", "--subnet", "fd00:198:7::/64", "six")
+	berthOK(t, d, "network", "connect", "six", "srv")
+	if got := strings.TrimSpace(berthOK(t, d, "inspect", "-f", `{{(index .NetworkSettings.Networks "six").GlobalIPv6Address}}`, "srv")); !strings.HasPrefix(got, "fd00:198:7::") {
+		t.Errorf("srv's IPv6 address on six: %q", got)
+	}
+	if r := d.Berth(t, "run", "--rm", "--network", "six", "busybox", "ping", "-6", "-c1", "-W2", "srv"); r.Code != 0 {
+		t.Errorf("ping -6 srv on a dual-stack network: %s", r)
+	}
+	berthOK(t, d, "network", "disconnect", "six", "srv")
 	if r := d.Berth(t, "network", "rm", "bnet"); r.Code == 0 || !strings.Contains(r.Stderr, "has active endpoints") {
 		t.Errorf("network rm of a network in use: %s", r)
 	}
@@ -119,7 +130,7 @@ func TestBerthCLINetworking(t *testing.T) {
 	if out := berthOK(t, d, "network", "rm", "bnet"); strings.TrimSpace(out) != "bnet" {
 		t.Errorf("network rm bnet: %q", out)
 	}
-	if out := berthOK(t, d, "network", "prune", "-f"); !strings.Contains(out, "Deleted Networks:\nside") {
+	if out := berthOK(t, d, "network", "prune", "-f"); !strings.Contains(out, "Deleted Networks:\n") || !strings.Contains(out, "side\n") || !strings.Contains(out, "six\n") {
 		t.Errorf("network prune: %q", out)
 	}
 }
