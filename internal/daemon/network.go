@@ -391,6 +391,17 @@ func (e *Engine) emitNetwork(ctx context.Context, action evtypes.Action, id, nam
 // bridges: listed and inspected, never created or removed.
 var pseudoNetworks = map[string]string{"host": "host", "none": "null"}
 
+// pseudoConnect refuses connect and disconnect of docker's host and none,
+// which are modes chosen at create, in docker's words.
+func pseudoConnect(ref string) error {
+	for name := range pseudoNetworks {
+		if ref == name || ref == pseudoID(name) {
+			return fmt.Errorf("container cannot be disconnected from %s network or connected to %s network: %w", name, name, errdefs.ErrForbidden)
+		}
+	}
+	return nil
+}
+
 func pseudoID(name string) string {
 	h := sha256.Sum256([]byte("berth pseudo network " + name))
 	return hex.EncodeToString(h[:])
@@ -608,6 +619,9 @@ func (e *Engine) NetworkConnect(ctx context.Context, netRef string, req networkt
 	if err != nil {
 		return err
 	}
+	if err := pseudoConnect(netRef); err != nil {
+		return err
+	}
 	info, err := m.Inspect(netRef)
 	if err != nil {
 		return fmt.Errorf("network %s not found: %w", netRef, errdefs.ErrNotFound)
@@ -664,6 +678,9 @@ func (e *Engine) NetworkConnect(ctx context.Context, netRef string, req networkt
 func (e *Engine) NetworkDisconnect(ctx context.Context, netRef string, req networktypes.DisconnectRequest) error {
 	m, err := e.netManager()
 	if err != nil {
+		return err
+	}
+	if err := pseudoConnect(netRef); err != nil {
 		return err
 	}
 	info, err := m.Inspect(netRef)

@@ -209,6 +209,9 @@ func TestDockerCLINetworking(t *testing.T) {
 	if r := d.Docker(t, "network", "connect", "back", "hosted"); r.Code == 0 || !strings.Contains(r.Stderr, "cannot be connected") {
 		t.Errorf("network connect of a host-mode container: %s", r)
 	}
+	if r := d.Docker(t, "network", "connect", "host", "web"); r.Code == 0 || !strings.Contains(r.Stderr, "container cannot be disconnected from host network or connected to host network") {
+		t.Errorf("network connect host: %s", r)
+	}
 	if out := d.DockerOK(t, "network", "ls", "--filter", "type=custom", "--filter", "dangling=true", "--format", "{{.Name}}"); strings.Fields(out) == nil ||
 		strings.Contains(out, "front") || !strings.Contains(out, "back") {
 		t.Errorf("network ls of unused custom networks: %q", out)
