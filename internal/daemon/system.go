@@ -41,8 +41,9 @@ type DaemonConfig struct {
 	Warnings []string
 }
 
-// daemonConfigs holds each Engine's DaemonConfig (see buses in events.go
-// for why this is not a field).
+// daemonConfigs holds each Engine's DaemonConfig. ConfigureDaemon may
+// come after the API started serving Info, so it is kept where a store
+// and a load need no lock of Engine's; Engines are few and long-lived.
 var daemonConfigs sync.Map // *Engine → DaemonConfig
 
 // ConfigureDaemon records how the daemon serving e was started. Call it
