@@ -1,8 +1,8 @@
 // Package daemon holds the Engine: the one object that owns berth's stores
-// (content, images, snapshots, and later containers) and offers everything
-// berth can do as methods with XOptions/XResult structs. The Docker API
-// will put these methods behind HTTP; until then the berth CLI builds an
-// Engine in its own process on --root and calls them directly.
+// (content, images, snapshots, containers, volumes, networks) and offers
+// everything berth can do as methods with XOptions/XResult structs.
+// `berth daemon` puts these methods behind the Docker Engine API
+// (internal/api); the berth CLI is a client of that API.
 //
 // The Engine only composes and orchestrates: parsing formats, tar files,
 // references and garbage collection live in the packages that own those
@@ -11,9 +11,15 @@
 //
 // On disk it owns <root> itself and hands out:
 //
-//	<root>/content/         content.Store
-//	<root>/image/images.db  image.Store
-//	<root>/snapshots/       the snapshotter (drivers.Open)
+//	<root>/content/               content.Store
+//	<root>/image/images.db        image.Store
+//	<root>/snapshots/             the snapshotter (drivers.Open)
+//	<root>/containers/<id>/       container records (container.Store), logs
+//	<root>/volumes/<name>/_data   local volumes (volume.Store)
+//	<root>/network/               networks and address allocations
+//	<exec-root>/runtime/          the runtime library's state
+//	<exec-root>/containers/<id>/  each monitor's socket, pid and exit files
+//	<exec-root>/netns/            network namespaces of running containers
 //
 // Only one Engine may use a root at a time: the image database's file
 // lock makes a second one wait (and fail after 30 s). New therefore also
