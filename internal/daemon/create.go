@@ -50,8 +50,9 @@ type ContainerCreateResult struct {
 // filesystem is mounted anyway. Bad options fail here, with nothing left
 // behind.
 //
-// Networking: until the network issue lands, "none" and "host" work;
-// the default ("", "default", "bridge") is "none".
+// Networking: with networking on (InitNetworks), the default mode is the
+// default bridge network, recorded as "bridge" as docker does; without it,
+// none.
 func (e *Engine) ContainerCreate(ctx context.Context, opts ContainerCreateOptions) (_ ContainerCreateResult, retErr error) {
 	c, err := e.ctrs()
 	if err != nil {
@@ -226,6 +227,9 @@ func (e *Engine) checkNetwork(h *containertypes.HostConfig, warnings *[]string) 
 		}
 		return fmt.Errorf("network %s not found: %w", m, errdefs.ErrNotFound)
 	}
+	if m == "" || m == "default" {
+		h.NetworkMode = "bridge"
+	}
 	name, _ := bridgeMode(h.NetworkMode)
 	if _, err := mgr.Inspect(name); err != nil {
 		return fmt.Errorf("network %s not found: %w", m, errdefs.ErrNotFound)
@@ -247,8 +251,11 @@ func checkHostConfig(h *containertypes.HostConfig, warnings *[]string) error {
 			return fmt.Errorf("invalid namespace mode %q: %w", k, errdefs.ErrInvalidArgument)
 		}
 	}
+	if h.LogConfig.Type == "" {
+		h.LogConfig.Type = "json-file" // shown by inspect; docker-py reads it
+	}
 	switch t := h.LogConfig.Type; t {
-	case "", "json-file", "none":
+	case "json-file", "none":
 	default:
 		return fmt.Errorf("logging driver %q is not supported (json-file or none): %w", t, errdefs.ErrInvalidArgument)
 	}

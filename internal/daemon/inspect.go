@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	containertypes "github.com/moby/moby/api/types/container"
@@ -10,7 +9,6 @@ import (
 	"github.com/moby/moby/api/types/storage"
 	digest "github.com/opencontainers/go-digest"
 
-	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/snapshot"
 )
 
@@ -46,7 +44,7 @@ func (e *Engine) ContainerInspect(ctx context.Context, ref string, size bool) (c
 		Config:         &cfg,
 		NetworkSettings: &containertypes.NetworkSettings{
 			Ports:    network.PortMap{},
-			Networks: networks(&r),
+			Networks: e.recordNetworks(&r),
 		},
 	}
 	if _, ok := res.GraphDriver.Data["UpperDir"]; ok {
@@ -76,22 +74,6 @@ func mountPoints(mps []containertypes.MountPoint) []containertypes.MountPoint {
 		out = append(out, m)
 	}
 	return out
-}
-
-// networks is the container's network as inspect and ps show it: the
-// mode's name with an empty endpoint (no addresses until networking).
-func networks(r *container.Record) map[string]*network.EndpointSettings {
-	name := netMode(r.HostConfig)
-	if strings.HasPrefix(name, "container:") {
-		return map[string]*network.EndpointSettings{}
-	}
-	if m := string(r.HostConfig.NetworkMode); m == "bridge" || m == "default" {
-		name = m
-		if m == "default" {
-			name = "none"
-		}
-	}
-	return map[string]*network.EndpointSettings{name: {}}
 }
 
 // graphDriver describes the writable layer's directories (overlay's

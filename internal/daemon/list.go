@@ -97,7 +97,10 @@ func (e *Engine) ContainerList(ctx context.Context, opts ContainerListOptions) (
 			!f.labels("label", r.Config.Labels) || !notLabels(f, r.Config.Labels) ||
 			!matchAny(ancestors, func(v string) bool { return v == r.Image || v == r.ImageName }) ||
 			!matchAny(f["volume"], func(v string) bool { return usesVolume(r, v) }) ||
-			!matchAny(f["network"], func(v string) bool { _, ok := networks(&r)[v]; return ok || v == string(r.HostConfig.NetworkMode) }) ||
+			!matchAny(f["network"], func(v string) bool {
+				_, ok := e.recordNetworks(&r)[v]
+				return ok || v == string(r.HostConfig.NetworkMode)
+			}) ||
 			!matchAny(f["health"], func(v string) bool { return healthStatus(r) == v }) {
 			continue
 		}
@@ -173,7 +176,7 @@ func (e *Engine) summary(ctx context.Context, r container.Record, size bool) con
 		Status:  statusText(r, time.Now()),
 		Mounts:  mountPoints(r.Mounts),
 		NetworkSettings: &containertypes.NetworkSettingsSummary{
-			Networks: networks(&r),
+			Networks: e.recordNetworks(&r),
 		},
 	}
 	if nets, ports, ok := e.networkSettings(r.ID); ok {
