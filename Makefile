@@ -13,7 +13,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 IMAGES      := _output/images/busybox
 DEMO_ID     := berth-demo-$(shell echo $$$$)
 
-.PHONY: all build test test-unit test-integration test-e2e bench images demo lint clean deps
+.PHONY: all build test test-unit test-integration test-e2e bench images demo demo-runtime lint clean deps
 
 all: build
 
@@ -53,7 +53,13 @@ test-e2e: build images
 bench: build images deps
 	$(GO) run ./bench $(BENCHFLAGS)
 
+# The whole stack: a berth daemon (started on a temp root if none runs),
+# the offline busybox image loaded, `berth run --rm busybox echo …`.
 demo: build images
+	@sh hack/demo.sh
+
+# The runtime alone: berth-runtime runs the busybox OCI bundle.
+demo-runtime: build images
 	@bin/berth-runtime run --bundle $(IMAGES)/bundle $(DEMO_ID)
 
 lint:
