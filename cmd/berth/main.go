@@ -78,6 +78,9 @@ func errorText(err error) string {
 		}
 	}
 	msg = strings.TrimSuffix(msg, ": server error")
+	if strings.Contains(msg, "Is the daemon running?") && os.Geteuid() != 0 {
+		msg += "\n(as root: sudo berth daemon &)"
+	}
 	if fromDaemon(err) {
 		msg = "Error response from daemon: " + msg
 	}
