@@ -17,6 +17,11 @@ func (s *Server) routes() {
 	s.execRoutes()
 	s.networkRoutes()
 	s.unsupportedRoutes()
+	// berth has no build cache yet, so pruning it frees nothing; docker
+	// system prune calls this and must not fail on it.
+	s.handle("POST /build/prune", func(_ context.Context, w http.ResponseWriter, _ *http.Request) error {
+		return writeJSON(w, http.StatusOK, map[string]any{"CachesDeleted": nil, "SpaceReclaimed": 0})
+	})
 	s.handle("/", func(context.Context, http.ResponseWriter, *http.Request) error { return notFoundRoute() })
 }
 
