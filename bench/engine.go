@@ -32,6 +32,7 @@ func (e *env) engines() (*engineEnv, error) {
 	if e.eng != nil {
 		return e.eng, nil
 	}
+	berthBin = e.bin("berth")
 	imgs, err := e.images()
 	if err != nil {
 		return nil, err
@@ -48,8 +49,8 @@ func (e *env) engines() (*engineEnv, error) {
 	e.closers = append(e.closers, func() {
 		_ = ee.berth("rm", "-f", "$(all)")
 		ee.berthSvc.stop()
-		// The daemon leaves its bridge and table for the next daemon;
-		// the bench's are removed with it.
+		// With containers still attached the daemon keeps its bridge and
+		// table for the next daemon; the bench's go with it regardless.
 		_ = run("ip", "link", "del", benchBridge)
 		_ = run("nft", "delete", "table", "inet", benchTable)
 	})

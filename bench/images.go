@@ -68,20 +68,29 @@ func run(args ...string) error {
 	return nil
 }
 
-// berthCLI runs bin/berth on a root of its own.
-func (e *env) berthCLI(root string, args ...string) error {
-	return run(append([]string{e.bin("berth"), "--root", root}, args...)...)
+// berthImages is the bench's berth daemon (see engines), shared by the
+// image scenarios: a cold pull is an rmi (which frees the blobs and layer
+// snapshots) before each run.
+func (e *env) berthImages() (*engineEnv, *imageEnv, error) {
+	ie, err := e.images()
+	if err != nil {
+		return nil, nil, err
+	}
+	ee, err := e.engines()
+	if err != nil {
+		return nil, nil, err
+	}
+	return ee, ie, nil
 }
 
 func imagePull(e *env) (tool, map[string]tool, func(), error) {
-	ie, err := e.images()
+	ee, ie, err := e.berthImages()
 	if err != nil {
 		return tool{}, nil, nil, err
 	}
-	root := filepath.Join(e.tmp, "berth-pull")
 	berth := tool{
-		before: func() error { return os.RemoveAll(root) },
-		run:    func() error { return e.berthCLI(root, "pull", "-q", ie.ref) },
+		before: func() error { _ = ee.berth("rmi", "-f", ie.ref); return nil },
+		run:    func() error { return ee.berth("pull", "-q", ie.ref) },
 	}
 	oci := filepath.Join(e.tmp, "skopeo-oci")
 	refs := map[string]tool{
@@ -98,25 +107,24 @@ func imagePull(e *env) (tool, map[string]tool, func(), error) {
 			run:    func() error { return d.cli("pull", "-q", ie.ref) },
 		}
 	}
-	return berth, refs, func() { _ = os.RemoveAll(root); _ = os.RemoveAll(oci) }, nil
+	return berth, refs, func() { _ = os.RemoveAll(oci) }, nil
 }
 
 func imagePush(e *env) (tool, map[string]tool, func(), error) {
-	ie, err := e.images()
+	ee, ie, err := e.berthImages()
 	if err != nil {
 		return tool{}, nil, nil, err
 	}
-	root := filepath.Join(e.tmp, "berth-push")
-	if err := e.berthCLI(root, "pull", "-q", ie.ref); err != nil {
+	if err := ee.berth("pull", "-q", ie.ref); err != nil {
 		return tool{}, nil, nil, err
 	}
 	target := ie.reg.host + "/bench/pushed:1"
 	// Each push goes to an empty registry, so nothing is skipped as present.
 	cold := func() error { return ie.reg.wipe() }
-	berth := tool{before: cold, run: func() error { return e.berthCLI(root, "push", "-q", target) }}
-	if err := e.berthCLI(root, "tag", ie.ref, target); err != nil {
+	if err := ee.berth("tag", ie.ref, target); err != nil {
 		return tool{}, nil, nil, err
 	}
+	berth := tool{before: cold, run: func() error { return ee.berth("push", "-q", target) }}
 	refs := map[string]tool{
 		"skopeo": {before: cold, run: func() error {
 			return run("skopeo", "copy", "--quiet", "--dest-tls-verify=false", "oci:"+ie.layout, "docker://"+target)
@@ -132,18 +140,17 @@ func imagePush(e *env) (tool, map[string]tool, func(), error) {
 		refs["docker"] = tool{before: cold, run: func() error { return d.cli("push", "-q", target) }}
 	}
 	// Later scenarios pull the original image again.
-	return berth, refs, func() { _ = os.RemoveAll(root); _ = ie.reg.wipe(); _ = ie.seed() }, nil
+	return berth, refs, func() { _ = ie.reg.wipe(); _ = ie.seed() }, nil
 }
 
 func imageLoad(e *env) (tool, map[string]tool, func(), error) {
-	ie, err := e.images()
+	ee, ie, err := e.berthImages()
 	if err != nil {
 		return tool{}, nil, nil, err
 	}
-	root := filepath.Join(e.tmp, "berth-load")
 	berth := tool{
-		before: func() error { return os.RemoveAll(root) },
-		run:    func() error { return e.berthCLI(root, "load", "-q", "-i", ie.archive) },
+		before: func() error { _ = ee.berth("rmi", "-f", "bench/app:1"); return nil },
+		run:    func() error { return ee.berth("load", "-q", "-i", ie.archive) },
 	}
 	refs := map[string]tool{}
 	if d := ie.docker; d != nil {
@@ -152,5 +159,5 @@ func imageLoad(e *env) (tool, map[string]tool, func(), error) {
 			run:    func() error { return d.cli("load", "-q", "-i", ie.archive) },
 		}
 	}
-	return berth, refs, func() { _ = os.RemoveAll(root) }, nil
+	return berth, refs, func() {}, nil
 }
