@@ -72,7 +72,7 @@ func newLoadCommand(g *globals) *cobra.Command {
 		Short: "Load an image from a tar archive or STDIN",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var in io.Reader = cmd.InOrStdin()
+			in := cmd.InOrStdin()
 			if input != "" && input != "-" {
 				f, err := os.Open(input)
 				if err != nil {
@@ -116,7 +116,7 @@ func newImportCommand(g *globals) *cobra.Command {
 		Short: "Import the contents from a tarball to create a filesystem image",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var src io.Reader = cmd.InOrStdin()
+			src := cmd.InOrStdin()
 			if args[0] != "-" {
 				if strings.Contains(args[0], "://") {
 					return fmt.Errorf("import from a URL is not supported: %s", args[0])

@@ -394,7 +394,7 @@ func newExportCommand(g *globals) *cobra.Command {
 		Short: "Export a container's filesystem as a tar archive",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out io.Writer = cmd.OutOrStdout()
+			out := cmd.OutOrStdout()
 			if output == "" {
 				if f, ok := out.(*os.File); ok && isTerminal(f) {
 					return localError{errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -176,5 +175,3 @@ func (e *escapeReader) isDetached() bool {
 	defer e.mu.Unlock()
 	return e.detached
 }
-
-var errDetached = fmt.Errorf("detached")

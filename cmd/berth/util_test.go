@@ -4,18 +4,7 @@ import (
 	"bytes"
 	"testing"
 	"time"
-
-	digest "github.com/opencontainers/go-digest"
-	"github.com/opencontainers/image-spec/identity"
 )
-
-func topChainID(diffIDs []string) string {
-	var ds []digest.Digest
-	for _, d := range diffIDs {
-		ds = append(ds, digest.Digest(d))
-	}
-	return identity.ChainID(ds).String()
-}
 
 func TestHumanSize(t *testing.T) {
 	tests := []struct {

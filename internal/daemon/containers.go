@@ -177,8 +177,3 @@ func (e *Engine) withRootfs(ctx context.Context, c *ctrs, r *container.Record, f
 func errNotRunning(id string) error {
 	return fmt.Errorf("container %s is not running: %w", id, errdefs.ErrConflict)
 }
-
-// errPaused is docker's conflict for a verb on a paused container.
-func errPaused(id string) error {
-	return fmt.Errorf("container %s is paused, unpause the container before stopping or killing: %w", id, errdefs.ErrConflict)
-}

@@ -105,7 +105,8 @@ func writeFileAtomic(name string, b []byte, perm os.FileMode) error {
 		return err
 	}
 	tmp := f.Name()
-	if _, err := f.Write(b); err == nil {
+	_, err = f.Write(b)
+	if err == nil {
 		err = f.Chmod(perm)
 	}
 	if err == nil {

@@ -62,10 +62,7 @@ func mounts(in Input, host *container.HostConfig) []specs.Mount {
 // user's comma-separated options added; later options win in the kernel.
 func tmpfsOptions(opts string) []string {
 	out := []string{"noexec", "nosuid", "nodev"}
-	for _, o := range splitComma(opts) {
-		out = append(out, o)
-	}
-	return out
+	return append(out, splitComma(opts)...)
 }
 
 func splitComma(s string) []string {
