@@ -14,7 +14,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/berth-dev/berth/internal/cleanup"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -25,7 +24,7 @@ import (
 
 // Snapshotter keeps snapshots as full copies. Safe for concurrent use.
 type Snapshotter struct {
-	st *meta.Store
+	meta.Shared
 }
 
 var (
@@ -40,10 +39,8 @@ func New(ctx context.Context, dir string) (*Snapshotter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Snapshotter{st: st}, nil
+	return &Snapshotter{meta.Shared{St: st}}, nil
 }
-
-func (s *Snapshotter) fs(id uint64) string { return filepath.Join(s.st.Dir(id), "fs") }
 
 // Prepare implements snapshot.Snapshotter: it copies parent's tree.
 func (s *Snapshotter) Prepare(ctx context.Context, key, parent string) ([]mount.Mount, error) {
@@ -60,30 +57,30 @@ func (s *Snapshotter) create(ctx context.Context, key, parent string, kind snaps
 	if kind == snapshot.KindView {
 		op = "view"
 	}
-	r, err := s.st.Reserve(key, parent, kind)
+	r, err := s.St.Reserve(key, parent, kind)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", op, key, err)
 	}
 	var undo cleanup.Stack
 	defer undo.Unwind()
-	undo.Push(func() { s.st.Abort(r) })
-	dir := s.st.Dir(r.ID)
+	undo.Push(func() { s.St.Abort(r) })
+	dir := s.St.Dir(r.ID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", op, key, err)
 	}
 	undo.Push(func() { _ = os.RemoveAll(dir) })
 	if kind == snapshot.KindActive && parent != "" {
-		p, err := s.st.Get(parent)
+		p, err := s.St.Get(parent)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", op, key, err)
 		}
-		if err := copyTree(ctx, s.fs(p.ID), s.fs(r.ID)); err != nil {
+		if err := copyTree(ctx, s.FS(p.ID), s.FS(r.ID)); err != nil {
 			return nil, fmt.Errorf("%s %s: copy parent %s: %w", op, key, parent, err)
 		}
-	} else if err := os.Mkdir(s.fs(r.ID), 0o755); err != nil {
+	} else if err := os.Mkdir(s.FS(r.ID), 0o755); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", op, key, err)
 	}
-	if err := s.st.Save(r); err != nil {
+	if err := s.St.Save(r); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", op, key, err)
 	}
 	undo.Disarm()
@@ -92,7 +89,7 @@ func (s *Snapshotter) create(ctx context.Context, key, parent string, kind snaps
 
 // Mounts implements snapshot.Snapshotter.
 func (s *Snapshotter) Mounts(ctx context.Context, key string) ([]mount.Mount, error) {
-	r, err := s.st.Get(key)
+	r, err := s.St.Get(key)
 	if err != nil {
 		return nil, fmt.Errorf("mounts of %s: %w", key, err)
 	}
@@ -104,66 +101,23 @@ func (s *Snapshotter) Mounts(ctx context.Context, key string) ([]mount.Mount, er
 
 func (s *Snapshotter) mounts(r meta.Record) ([]mount.Mount, error) {
 	if meta.KindOf(r.Kind) != snapshot.KindView {
-		return []mount.Mount{{Type: "bind", Source: s.fs(r.ID), Options: []string{"rbind", "rw"}}}, nil
+		return []mount.Mount{{Type: "bind", Source: s.FS(r.ID), Options: []string{"rbind", "rw"}}}, nil
 	}
-	src := s.fs(r.ID)
+	src := s.FS(r.ID)
 	if r.Parent != "" {
-		p, err := s.st.Get(r.Parent)
+		p, err := s.St.Get(r.Parent)
 		if err != nil {
 			return nil, fmt.Errorf("mounts of %s: %w", r.Name, err)
 		}
-		src = s.fs(p.ID)
+		src = s.FS(p.ID)
 	}
 	return []mount.Mount{{Type: "bind", Source: src, Options: []string{"rbind", "ro"}}}, nil
 }
 
 // Commit implements snapshot.Snapshotter.
 func (s *Snapshotter) Commit(ctx context.Context, name, key string) error {
-	if _, err := s.st.Commit(name, key, false, ""); err != nil {
+	if _, err := s.St.Commit(name, key, false, ""); err != nil {
 		return fmt.Errorf("commit %s as %s: %w", key, name, err)
 	}
 	return nil
 }
-
-// Remove implements snapshot.Snapshotter.
-func (s *Snapshotter) Remove(ctx context.Context, key string) error {
-	r, err := s.st.Remove(key)
-	if err != nil {
-		return fmt.Errorf("remove %s: %w", key, err)
-	}
-	if err := os.RemoveAll(s.st.Dir(r.ID)); err != nil {
-		return fmt.Errorf("remove %s: files: %w", key, err)
-	}
-	return nil
-}
-
-// Stat implements snapshot.Snapshotter.
-func (s *Snapshotter) Stat(ctx context.Context, key string) (snapshot.Info, error) {
-	r, err := s.st.Get(key)
-	if err != nil {
-		return snapshot.Info{}, fmt.Errorf("stat: %w", err)
-	}
-	return r.Info(), nil
-}
-
-// Walk implements snapshot.Snapshotter.
-func (s *Snapshotter) Walk(ctx context.Context, fn func(snapshot.Info) error) error {
-	for _, r := range s.st.All() {
-		if err := fn(r.Info()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Size implements snapshot.Sizer: the disk used by the snapshot's full copy.
-func (s *Snapshotter) Size(ctx context.Context, key string) (int64, error) {
-	r, err := s.st.Get(key)
-	if err != nil {
-		return 0, fmt.Errorf("size: %w", err)
-	}
-	return meta.DiskUsage(ctx, s.fs(r.ID))
-}
-
-// Close implements snapshot.Snapshotter.
-func (s *Snapshotter) Close() error { return s.st.Close() }

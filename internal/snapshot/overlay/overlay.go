@@ -26,7 +26,7 @@ import (
 
 // Snapshotter keeps snapshots as overlay layers. Safe for concurrent use.
 type Snapshotter struct {
-	st *meta.Store
+	meta.Shared
 }
 
 var (
@@ -48,11 +48,10 @@ func New(ctx context.Context, dir string) (*Snapshotter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Snapshotter{st: st}, nil
+	return &Snapshotter{meta.Shared{St: st}}, nil
 }
 
-func (s *Snapshotter) fs(id uint64) string   { return filepath.Join(s.st.Dir(id), "fs") }
-func (s *Snapshotter) work(id uint64) string { return filepath.Join(s.st.Dir(id), "work") }
+func (s *Snapshotter) work(id uint64) string { return filepath.Join(s.St.Dir(id), "work") }
 
 // Prepare implements snapshot.Snapshotter.
 func (s *Snapshotter) Prepare(ctx context.Context, key, parent string) ([]mount.Mount, error) {
@@ -65,21 +64,21 @@ func (s *Snapshotter) View(ctx context.Context, key, parent string) ([]mount.Mou
 }
 
 func (s *Snapshotter) create(ctx context.Context, key, parent string, kind snapshot.Kind) (_ []mount.Mount, err error) {
-	r, err := s.st.Reserve(key, parent, kind)
+	r, err := s.St.Reserve(key, parent, kind)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", verb(kind), key, err)
 	}
 	var undo cleanup.Stack
 	defer undo.Unwind()
-	undo.Push(func() { s.st.Abort(r) })
-	dir := s.st.Dir(r.ID)
+	undo.Push(func() { s.St.Abort(r) })
+	dir := s.St.Dir(r.ID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", verb(kind), key, err)
 	}
 	undo.Push(func() { _ = os.RemoveAll(dir) })
 	// The layer's root is the container's "/": world-readable, as
 	// every image expects; a layer's "./" entry may change it.
-	if err := os.Mkdir(s.fs(r.ID), 0o755); err != nil {
+	if err := os.Mkdir(s.FS(r.ID), 0o755); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", verb(kind), key, err)
 	}
 	if kind == snapshot.KindActive {
@@ -87,7 +86,7 @@ func (s *Snapshotter) create(ctx context.Context, key, parent string, kind snaps
 			return nil, fmt.Errorf("%s %s: %w", verb(kind), key, err)
 		}
 	}
-	if err := s.st.Save(r); err != nil {
+	if err := s.St.Save(r); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", verb(kind), key, err)
 	}
 	undo.Disarm()
@@ -103,7 +102,7 @@ func verb(k snapshot.Kind) string {
 
 // Mounts implements snapshot.Snapshotter.
 func (s *Snapshotter) Mounts(ctx context.Context, key string) ([]mount.Mount, error) {
-	r, err := s.st.Get(key)
+	r, err := s.St.Get(key)
 	if err != nil {
 		return nil, fmt.Errorf("mounts of %s: %w", key, err)
 	}
@@ -114,31 +113,31 @@ func (s *Snapshotter) Mounts(ctx context.Context, key string) ([]mount.Mount, er
 }
 
 func (s *Snapshotter) mounts(r meta.Record) ([]mount.Mount, error) {
-	chain, err := s.st.Chain(r.Parent)
+	chain, err := s.St.Chain(r.Parent)
 	if err != nil {
 		return nil, fmt.Errorf("mounts of %s: %w", r.Name, err)
 	}
 	lowers := make([]string, len(chain))
 	for i, c := range chain {
-		lowers[i] = s.fs(c.ID)
+		lowers[i] = s.FS(c.ID)
 	}
 	kind := meta.KindOf(r.Kind)
 	switch {
 	case kind == snapshot.KindActive && len(lowers) == 0:
-		return []mount.Mount{{Type: "bind", Source: s.fs(r.ID), Options: []string{"rbind", "rw"}}}, nil
+		return []mount.Mount{{Type: "bind", Source: s.FS(r.ID), Options: []string{"rbind", "rw"}}}, nil
 	case kind == snapshot.KindActive:
 		return []mount.Mount{{Type: "overlay", Source: "overlay", Options: []string{
-			"lowerdir=" + strings.Join(lowers, ":"), "upperdir=" + s.fs(r.ID), "workdir=" + s.work(r.ID),
+			"lowerdir=" + strings.Join(lowers, ":"), "upperdir=" + s.FS(r.ID), "workdir=" + s.work(r.ID),
 		}}}, nil
 	case len(lowers) == 0: // an empty view
-		return []mount.Mount{{Type: "bind", Source: s.fs(r.ID), Options: []string{"rbind", "ro"}}}, nil
+		return []mount.Mount{{Type: "bind", Source: s.FS(r.ID), Options: []string{"rbind", "ro"}}}, nil
 	default:
 		// Without an upper layer overlay wants two lower ones. A view of
 		// one layer gets its own empty directory below it rather than a
 		// bind mount, so that whiteouts in that layer stay hidden as
 		// they are in every other mount of it.
 		if len(lowers) == 1 {
-			lowers = append(lowers, s.fs(r.ID))
+			lowers = append(lowers, s.FS(r.ID))
 		}
 		return []mount.Mount{{Type: "overlay", Source: "overlay", Options: []string{
 			"ro", "lowerdir=" + strings.Join(lowers, ":"),
@@ -158,7 +157,7 @@ func (s *Snapshotter) CommitOnto(ctx context.Context, name, key, parent string) 
 }
 
 func (s *Snapshotter) commit(ctx context.Context, name, key string, setParent bool, parent string) error {
-	r, err := s.st.Commit(name, key, setParent, parent)
+	r, err := s.St.Commit(name, key, setParent, parent)
 	if err != nil {
 		return fmt.Errorf("commit %s as %s: %w", key, name, err)
 	}
@@ -169,47 +168,3 @@ func (s *Snapshotter) commit(ctx context.Context, name, key string, setParent bo
 	}
 	return nil
 }
-
-// Remove implements snapshot.Snapshotter.
-func (s *Snapshotter) Remove(ctx context.Context, key string) error {
-	r, err := s.st.Remove(key)
-	if err != nil {
-		return fmt.Errorf("remove %s: %w", key, err)
-	}
-	if err := os.RemoveAll(s.st.Dir(r.ID)); err != nil {
-		// The record is gone; the next Open removes the directory.
-		return fmt.Errorf("remove %s: files: %w", key, err)
-	}
-	return nil
-}
-
-// Stat implements snapshot.Snapshotter.
-func (s *Snapshotter) Stat(ctx context.Context, key string) (snapshot.Info, error) {
-	r, err := s.st.Get(key)
-	if err != nil {
-		return snapshot.Info{}, fmt.Errorf("stat: %w", err)
-	}
-	return r.Info(), nil
-}
-
-// Walk implements snapshot.Snapshotter.
-func (s *Snapshotter) Walk(ctx context.Context, fn func(snapshot.Info) error) error {
-	for _, r := range s.st.All() {
-		if err := fn(r.Info()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Size implements snapshot.Sizer: the disk used by the snapshot's own layer.
-func (s *Snapshotter) Size(ctx context.Context, key string) (int64, error) {
-	r, err := s.st.Get(key)
-	if err != nil {
-		return 0, fmt.Errorf("size: %w", err)
-	}
-	return meta.DiskUsage(ctx, s.fs(r.ID))
-}
-
-// Close implements snapshot.Snapshotter.
-func (s *Snapshotter) Close() error { return s.st.Close() }
