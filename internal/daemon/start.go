@@ -254,8 +254,14 @@ func (e *Engine) handleExit(ctx context.Context, c *ctrs, ct *container.Containe
 	if err := ct.SetExited(to, ex.Code, ex.OOMKilled, at, ""); err != nil {
 		log.From(ctx).Warn("exit: record", log.KeyContainer, r.ID, log.KeyErr, err)
 	}
-	if err := ct.Save(); err != nil {
-		log.From(ctx).Warn("exit: save", log.KeyContainer, r.ID, log.KeyErr, err)
+	autoRemove := r.HostConfig.AutoRemove && !restart
+	// With --rm the record is removed right below: its fsynced save would
+	// protect nothing (a daemon dying in between finds the monitor gone and
+	// its exit.json on restart). It is saved only if the removal fails.
+	if !autoRemove {
+		if err := ct.Save(); err != nil {
+			log.From(ctx).Warn("exit: save", log.KeyContainer, r.ID, log.KeyErr, err)
+		}
 	}
 	if ex.OOMKilled {
 		e.emitContainer(ctx, evtypes.ActionOOM, r, nil)
@@ -265,11 +271,15 @@ func (e *Engine) handleExit(ctx context.Context, c *ctrs, ct *container.Containe
 		l.backoff = container.NextBackoff(l.backoff, ran)
 		e.scheduleRestart(c, ct, l, l.backoff)
 	}
-	autoRemove := r.HostConfig.AutoRemove && !restart
 	ct.Unlock()
 	if autoRemove {
 		if err := e.ContainerRemove(ctx, ct.ID(), ContainerRemoveOptions{RemoveVolumes: true}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			log.From(ctx).Warn("exit: --rm", log.KeyContainer, ct.ID(), log.KeyErr, err)
+			ct.Lock()
+			if err := ct.Save(); err != nil {
+				log.From(ctx).Warn("exit: save", log.KeyContainer, ct.ID(), log.KeyErr, err)
+			}
+			ct.Unlock()
 		}
 	}
 }
