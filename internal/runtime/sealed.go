@@ -28,7 +28,15 @@ func sealedExe() (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	fd, err := unix.OpenTree(unix.AT_FDCWD, exe, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	// Through /proc/self/exe rather than its path: the binary on disk may
+	// have been replaced or deleted since this process started (an
+	// upgrade, a rebuild under a running daemon); the magic link still
+	// reaches the file this process runs.
+	src := "/proc/self/exe"
+	if initBinary != "" {
+		src = initBinary
+	}
+	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("seal runtime binary %s: open_tree: %w", exe, err)
 	}

@@ -218,12 +218,12 @@ func TestLookupUser(t *testing.T) {
 		extra []uint32
 		home  string
 	}{
-		{"", nil, 0, 0, nil, "/root"},
-		{"web", nil, 1000, 1000, []uint32{50}, "/home/web"},
-		{"1000", nil, 1000, 1000, []uint32{50}, "/home/web"},
-		{"4242", nil, 4242, 0, nil, "/"},
-		{"web:audio", nil, 1000, 29, []uint32{50}, "/home/web"},
-		{"1:2", []string{"audio", "77"}, 1, 2, []uint32{29, 77}, "/"},
+		{"", nil, 0, 0, []uint32{0}, "/root"},
+		{"web", nil, 1000, 1000, []uint32{1000, 50}, "/home/web"},
+		{"1000", nil, 1000, 1000, []uint32{1000, 50}, "/home/web"},
+		{"4242", nil, 4242, 0, []uint32{0}, "/"},
+		{"web:audio", nil, 1000, 29, []uint32{29, 50}, "/home/web"},
+		{"1:2", []string{"audio", "77"}, 1, 2, []uint32{2, 29, 77}, "/"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {

@@ -27,7 +27,7 @@ type ResolvedUser struct {
 // /etc/passwd and /etc/group under rootfs. The files are opened with
 // RESOLVE_IN_ROOT, so an image whose /etc/passwd is a symlink to a host
 // path reads its own tree, never the host's. Supplementary groups are those
-// that list the user by name, as docker gives them.
+// that list the user by name, and the primary group, as docker gives them.
 func LookupUser(rootfs, spec string, groupAdd []string) (ResolvedUser, error) {
 	users, err := readDB(rootfs, "etc/passwd")
 	if err != nil {
@@ -77,6 +77,9 @@ func LookupUser(rootfs, spec string, groupAdd []string) (ResolvedUser, error) {
 		}
 		u.GID = gid
 	}
+	// The primary group is also a supplementary one, as docker (through
+	// runc) gives it: `id` in the container lists it under groups.
+	u.AdditionalGids = []uint32{u.GID}
 	if name != "" {
 		for _, e := range groups {
 			if len(e) < 4 {
@@ -84,7 +87,7 @@ func LookupUser(rootfs, spec string, groupAdd []string) (ResolvedUser, error) {
 			}
 			for _, member := range strings.Split(e[3], ",") {
 				if member == name {
-					if gid, err := strconv.ParseUint(e[2], 10, 32); err == nil && uint32(gid) != u.GID {
+					if gid, err := strconv.ParseUint(e[2], 10, 32); err == nil {
 						u.AdditionalGids = appendUnique(u.AdditionalGids, uint32(gid))
 					}
 				}
