@@ -38,7 +38,7 @@ func (e *env) images() (*imageEnv, error) {
 			return nil, err
 		}
 	}
-	if ie.reg, err = startRegistry(filepath.Join(e.tmp, "registry")); err != nil {
+	if ie.reg, err = startRegistry(filepath.Join(e.tmp, "registry"), ""); err != nil {
 		return nil, err
 	}
 	e.closers = append(e.closers, func() { ie.reg.svc.stop() })
@@ -54,6 +54,13 @@ func (e *env) images() (*imageEnv, error) {
 	}
 	e.img = ie
 	return ie, nil
+}
+
+// names lists every name the bench image gets in any engine, so removing
+// them all makes the next pull or load cold (a name left behind would keep
+// its layers).
+func (ie *imageEnv) names() []string {
+	return []string{ie.ref, "bench/app:1", ie.reg.host + "/bench/pushed:1"}
 }
 
 func (ie *imageEnv) seed() error {
@@ -89,7 +96,7 @@ func imagePull(e *env) (tool, map[string]tool, func(), error) {
 		return tool{}, nil, nil, err
 	}
 	berth := tool{
-		before: func() error { _ = ee.berth("rmi", "-f", ie.ref); return nil },
+		before: func() error { _ = ee.berth(append([]string{"rmi", "-f"}, ie.names()...)...); return nil },
 		run:    func() error { return ee.berth("pull", "-q", ie.ref) },
 	}
 	oci := filepath.Join(e.tmp, "skopeo-oci")
@@ -103,7 +110,7 @@ func imagePull(e *env) (tool, map[string]tool, func(), error) {
 	}
 	if d := ie.docker; d != nil {
 		refs["docker"] = tool{
-			before: func() error { _ = d.cli("rmi", "-f", ie.ref); return nil },
+			before: func() error { _ = d.cli(append([]string{"rmi", "-f"}, ie.names()...)...); return nil },
 			run:    func() error { return d.cli("pull", "-q", ie.ref) },
 		}
 	}
@@ -149,13 +156,13 @@ func imageLoad(e *env) (tool, map[string]tool, func(), error) {
 		return tool{}, nil, nil, err
 	}
 	berth := tool{
-		before: func() error { _ = ee.berth("rmi", "-f", "bench/app:1"); return nil },
+		before: func() error { _ = ee.berth(append([]string{"rmi", "-f"}, ie.names()...)...); return nil },
 		run:    func() error { return ee.berth("load", "-q", "-i", ie.archive) },
 	}
 	refs := map[string]tool{}
 	if d := ie.docker; d != nil {
 		refs["docker"] = tool{
-			before: func() error { _ = d.cli("rmi", "-f", "bench/app:1"); return nil },
+			before: func() error { _ = d.cli(append([]string{"rmi", "-f"}, ie.names()...)...); return nil },
 			run:    func() error { return d.cli("load", "-q", "-i", ie.archive) },
 		}
 	}

@@ -93,15 +93,20 @@ type registry struct {
 	svc  *service
 }
 
-func startRegistry(dir string) (*registry, error) {
+// startRegistry starts a registry on host ("" picks a free port).
+func startRegistry(dir, host string) (*registry, error) {
 	if _, err := exec.LookPath("docker-registry"); err != nil {
 		return nil, errors.New("docker-registry not installed (apt-get install docker-registry)")
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	if host == "" {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		host = "127.0.0.1:" + strconv.Itoa(port)
 	}
-	r := &registry{host: "127.0.0.1:" + strconv.Itoa(port), dir: dir}
+	r := &registry{host: host, dir: dir}
+	var err error
 	if err := os.MkdirAll(filepath.Join(dir, "storage"), 0o755); err != nil {
 		return nil, err
 	}
@@ -127,7 +132,7 @@ func (r *registry) wipe() error {
 	if err := os.RemoveAll(filepath.Join(r.dir, "storage")); err != nil {
 		return err
 	}
-	nr, err := startRegistry(r.dir)
+	nr, err := startRegistry(r.dir, r.host) // same address: references stay valid
 	if err != nil {
 		return err
 	}
