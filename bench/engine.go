@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -230,6 +232,7 @@ func engineScenarios() []scenario {
 		}, func(r runner) error {
 			return r.cli("exec", "execme", "true")
 		})},
+		{name: "engine: 500 GETs of 64 KiB via 127.0.0.1:port", setup: publishedPort(500)},
 		{name: "engine: stop (TERM-handling)", setup: engineScenario("none", func(_ *engineEnv, r runner) error {
 			_ = r.cli("rm", "-f", "stopme")
 			return r.run(append([]string{"-d", "--name", "stopme"}, trapSleep...)...)
@@ -237,6 +240,87 @@ func engineScenarios() []scenario {
 			return r.cli("stop", "stopme")
 		})},
 	}
+}
+
+// publishedPort times n HTTP GETs from the host to a busybox httpd in a
+// container, through a port published on 127.0.0.1: berth's kernel NAT
+// beside docker's userland proxy. Each GET is a new connection, as busybox
+// httpd closes it after one response.
+func publishedPort(n int) func(e *env) (tool, map[string]tool, func(), error) {
+	return func(e *env) (tool, map[string]tool, func(), error) {
+		berthBin = e.bin("berth")
+		ee, err := e.engines()
+		if err != nil {
+			return tool{}, nil, nil, err
+		}
+		payload := strings.Repeat("berth bench payload\n", 3277) // ~64 KiB
+		start := func(r runner) (string, error) {
+			port, err := freePort()
+			if err != nil {
+				return "", err
+			}
+			_ = r.cli("rm", "-f", "web")
+			script := "mkdir -p /www && printf '%s' \"$P\" > /www/index.html && exec httpd -f -p 80 -h /www"
+			if err := r.cli("run", "-d", "--name", "web", "-e", "P="+payload, "-p", fmt.Sprintf("127.0.0.1:%d:80", port),
+				"busybox:latest", "sh", "-c", script); err != nil {
+				return "", err
+			}
+			url := fmt.Sprintf("http://127.0.0.1:%d/index.html", port)
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				if _, err := get(url); err == nil {
+					return url, nil
+				} else if time.Now().After(deadline) {
+					return "", fmt.Errorf("%s: published port never answered: %w", r.name, err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		loop := func(url string) tool {
+			return tool{run: func() error {
+				for range n {
+					if _, err := get(url); err != nil {
+						return err
+					}
+				}
+				return nil
+			}}
+		}
+		bu, err := start(runner{name: "berth", cli: ee.berth})
+		if err != nil {
+			return tool{}, nil, nil, err
+		}
+		refs := map[string]tool{}
+		if d := ee.docker; d != nil {
+			du, err := start(runner{name: "docker", cli: d.cli})
+			if err != nil {
+				return tool{}, nil, nil, err
+			}
+			refs["docker"] = loop(du)
+		}
+		cleanup := func() {
+			_ = ee.berth("rm", "-f", "web")
+			if ee.docker != nil {
+				_ = ee.docker.cli("rm", "-f", "web")
+			}
+		}
+		return loop(bu), refs, cleanup, nil
+	}
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+func get(url string) (int64, error) {
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return n, err
 }
 
 func (r runner) cleanAll() error {

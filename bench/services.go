@@ -178,7 +178,9 @@ func startDockerd(dir string) (*dockerd, error) {
 	d.dockerd, err = startService("dockerd", filepath.Join(dir, "dockerd.log"), "dockerd",
 		"--containerd", ctrdSock, "--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "dockerd.pid"), "-H", "unix://"+d.sock,
-		"--bip", dockerBIP, "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--userland-proxy=false",
+		// Without iptables, published ports go through docker's userland
+		// proxy, which is also docker's path for traffic to 127.0.0.1.
+		"--bip", dockerBIP, "--iptables=false", "--ip6tables=false", "--ip-masq=false",
 		"--storage-driver=overlay2", "--log-level=error")
 	if err != nil {
 		d.containerd.stop()
