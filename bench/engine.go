@@ -358,13 +358,13 @@ func memoryReport(e *env) (string, error) {
 		fmt.Fprintf(&b, "%-10s %6d %8.1f MiB %8.1f MiB\n", name, n, float64(rss)/1024, float64(pss)/1024)
 		return r.cleanAll()
 	}
-	berthDaemon := ee.berthSvc.cmd.Process.Pid
+	// The daemon (its command line names the bench's root) and the
+	// monitors (berth re-executed, then the C holder).
 	if err := measure("berth", runner{name: "berth", cli: ee.berth, netFlags: []string{"--network", "none"}}, func(cmd string) bool {
-		return strings.Contains(cmd, "berth") && !strings.Contains(cmd, "bench")
+		return strings.HasPrefix(cmd, "berth daemon") || strings.HasPrefix(cmd, "berth") && !strings.Contains(cmd, " -H ")
 	}); err != nil {
 		return "", err
 	}
-	_ = berthDaemon
 	if d := ee.docker; d != nil {
 		if err := measure("docker", runner{name: "docker", cli: d.cli, netFlags: []string{"--network", "none"}}, func(cmd string) bool {
 			return strings.HasPrefix(cmd, "dockerd") || strings.HasPrefix(cmd, "containerd") || strings.Contains(cmd, "containerd-shim")

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -193,14 +194,21 @@ func startDockerd(dir string) (*dockerd, error) {
 	return d, nil
 }
 
-// cli runs the docker CLI against this dockerd.
+// cli runs the docker CLI against this dockerd; "$(all)" stands for every
+// container's id, as with the berth CLI.
 func (d *dockerd) cli(args ...string) error {
-	cmd := exec.Command("docker", append([]string{"-H", "unix://" + d.sock}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("docker %v: %w: %s", args, err, out)
-	}
-	return nil
+	return expandAll(args, d.ids, func(a []string) error {
+		out, err := exec.Command("docker", append([]string{"-H", "unix://" + d.sock}, a...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("docker %v: %w: %s", a, err, out)
+		}
+		return nil
+	})
+}
+
+func (d *dockerd) ids() ([]string, error) {
+	out, err := exec.Command("docker", "-H", "unix://"+d.sock, "ps", "-aq").Output()
+	return strings.Fields(string(out)), err
 }
 
 const dockerBIP = "10.213.2.1/24"
