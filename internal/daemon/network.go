@@ -611,22 +611,32 @@ func (e *Engine) NetworksPrune(ctx context.Context, f Filters) ([]string, error)
 	return removed, nil
 }
 
+// connectTarget resolves what connect and disconnect work on: the manager,
+// a network of ours (not host or none), and the container.
+func (e *Engine) connectTarget(netRef, ctrRef string) (*bnet.Manager, bnet.NetworkInfo, *container.Container, error) {
+	m, err := e.netManager()
+	if err != nil {
+		return nil, bnet.NetworkInfo{}, nil, err
+	}
+	if err := pseudoConnect(netRef); err != nil {
+		return nil, bnet.NetworkInfo{}, nil, err
+	}
+	info, err := m.Inspect(netRef)
+	if err != nil {
+		return nil, bnet.NetworkInfo{}, nil, fmt.Errorf("network %s not found: %w", netRef, errdefs.ErrNotFound)
+	}
+	ct, _, err := e.lookup(ctrRef)
+	if err != nil {
+		return nil, bnet.NetworkInfo{}, nil, err
+	}
+	return m, info, ct, nil
+}
+
 // NetworkConnect is `network connect`: a running container is attached
 // at once; either way the connection is kept in the container's record
 // (its Endpoints), so that every later start attaches it too.
 func (e *Engine) NetworkConnect(ctx context.Context, netRef string, req networktypes.ConnectRequest) error {
-	m, err := e.netManager()
-	if err != nil {
-		return err
-	}
-	if err := pseudoConnect(netRef); err != nil {
-		return err
-	}
-	info, err := m.Inspect(netRef)
-	if err != nil {
-		return fmt.Errorf("network %s not found: %w", netRef, errdefs.ErrNotFound)
-	}
-	ct, _, err := e.lookup(req.Container)
+	m, info, ct, err := e.connectTarget(netRef, req.Container)
 	if err != nil {
 		return err
 	}
@@ -676,18 +686,7 @@ func (e *Engine) NetworkConnect(ctx context.Context, netRef string, req networkt
 // detached at once, and the connection leaves its record. The network of
 // its network mode can be left only while it runs (until its next start).
 func (e *Engine) NetworkDisconnect(ctx context.Context, netRef string, req networktypes.DisconnectRequest) error {
-	m, err := e.netManager()
-	if err != nil {
-		return err
-	}
-	if err := pseudoConnect(netRef); err != nil {
-		return err
-	}
-	info, err := m.Inspect(netRef)
-	if err != nil {
-		return fmt.Errorf("network %s not found: %w", netRef, errdefs.ErrNotFound)
-	}
-	ct, _, err := e.lookup(req.Container)
+	m, info, ct, err := e.connectTarget(netRef, req.Container)
 	if err != nil {
 		return err
 	}
