@@ -123,57 +123,47 @@ func runAttachedExisting(ctx context.Context, c *client.Client, cmd *cobra.Comma
 	return runAttached(ctx, c, cmd, id, cfg, false, !cfg.Tty, detachKeys)
 }
 
-func stopTimeout(cmd *cobra.Command, t int) *int {
-	if cmd.Flags().Changed("time") || cmd.Flags().Changed("timeout") {
-		return &t
+// stopTimeout is -t (or stop's older --timeout) when given; nil leaves
+// the container's own stop timeout in force.
+func stopTimeout(cmd *cobra.Command) *int {
+	for _, name := range []string{"time", "timeout"} {
+		if f := cmd.Flags().Lookup(name); f != nil && f.Changed {
+			t, _ := cmd.Flags().GetInt(name)
+			return &t
+		}
 	}
 	return nil
 }
 
 func newStopCommand(g *globals) *cobra.Command {
-	var (
-		t      int
-		signal string
-	)
-	cmd := &cobra.Command{
-		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Stop one or more running containers",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			opts := client.StopOptions{Signal: signal, Timeout: stopTimeout(cmd, t)}
-			return forEach(cmd, args, func(ctx context.Context, id string) error { return c.ContainerStop(ctx, id, opts) })
-		},
-	}
-	cmd.Flags().IntVarP(&t, "time", "t", 0, "seconds to wait before killing the container")
-	cmd.Flags().IntVar(&t, "timeout", 0, "seconds to wait before killing the container")
+	cmd := newStopLikeCommand(g, "stop", "Stop one or more running containers", (*client.Client).ContainerStop)
+	cmd.Flags().IntP("timeout", "", 0, "seconds to wait before killing the container")
 	_ = cmd.Flags().MarkHidden("timeout")
-	cmd.Flags().StringVarP(&signal, "signal", "s", "", "signal to send to the container")
 	return cmd
 }
 
 func newRestartCommand(g *globals) *cobra.Command {
-	var (
-		t      int
-		signal string
-	)
+	return newStopLikeCommand(g, "restart", "Restart one or more containers", (*client.Client).ContainerRestart)
+}
+
+// newStopLikeCommand builds stop and restart: both signal, wait -t
+// seconds, then kill.
+func newStopLikeCommand(g *globals, verb, short string, call func(*client.Client, context.Context, string, client.StopOptions) error) *cobra.Command {
+	var signal string
 	cmd := &cobra.Command{
-		Use:   "restart [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Restart one or more containers",
+		Use:   verb + " [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: short,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
-			opts := client.StopOptions{Signal: signal, Timeout: stopTimeout(cmd, t)}
-			return forEach(cmd, args, func(ctx context.Context, id string) error { return c.ContainerRestart(ctx, id, opts) })
+			opts := client.StopOptions{Signal: signal, Timeout: stopTimeout(cmd)}
+			return forEach(cmd, args, func(ctx context.Context, id string) error { return call(c, ctx, id, opts) })
 		},
 	}
-	cmd.Flags().IntVarP(&t, "time", "t", 0, "seconds to wait before killing the container")
+	cmd.Flags().IntP("time", "t", 0, "seconds to wait before killing the container")
 	cmd.Flags().StringVarP(&signal, "signal", "s", "", "signal to send to the container")
 	return cmd
 }
@@ -239,7 +229,7 @@ func newRmCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := client.RemoveOptions{Force: force, RemoveVolumes: volumes}
+			opts := client.RemoveOptions{Force: force, RemoveVolumes: volumes, RemoveLinks: link}
 			return forEach(cmd, args, func(ctx context.Context, id string) error { return c.ContainerRemove(ctx, id, opts) })
 		},
 	}

@@ -106,6 +106,9 @@ func (c *Client) ContainerWait(ctx context.Context, id string, cond container.Wa
 // RemoveOptions are DELETE /containers/{id}'s.
 type RemoveOptions struct {
 	Force, RemoveVolumes bool
+	// RemoveLinks removes the legacy link named by the argument
+	// (CONTAINER/ALIAS) instead of a container.
+	RemoveLinks bool
 }
 
 // ContainerRemove removes a container.
@@ -113,6 +116,7 @@ func (c *Client) ContainerRemove(ctx context.Context, id string, opts RemoveOpti
 	q := url.Values{}
 	boolParam(q, "force", opts.Force)
 	boolParam(q, "v", opts.RemoveVolumes)
+	boolParam(q, "link", opts.RemoveLinks)
 	return c.call(ctx, request{method: http.MethodDelete, path: "/containers/" + id, query: q})
 }
 
