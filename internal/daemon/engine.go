@@ -9,14 +9,12 @@ import (
 	"strings"
 
 	digest "github.com/opencontainers/go-digest"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/cleanup"
 	"github.com/berth-dev/berth/internal/content"
 	"github.com/berth-dev/berth/internal/distribution"
 	"github.com/berth-dev/berth/internal/events"
 	"github.com/berth-dev/berth/internal/image"
-	"github.com/berth-dev/berth/internal/log"
 	"github.com/berth-dev/berth/internal/snapshot"
 	"github.com/berth-dev/berth/internal/snapshot/drivers"
 	"github.com/berth-dev/berth/internal/unpack"
@@ -116,7 +114,6 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("new engine: %w", err)
 	}
 	undo.Push(func() { e.snaps.Close() })
-	spreadSnapshots(ctx, root)
 	e.unpacker = unpack.New(e.snaps)
 	// Working snapshots of an unpack cut short by a crash: this Engine
 	// holds the root alone (the image database's lock), so none is live.
@@ -135,58 +132,6 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.imageUsers = func(context.Context, digest.Digest) ([]ContainerRef, error) { return nil, nil }
 	undo.Disarm()
 	return e, nil
-}
-
-// fsTopdirFL is FS_TOPDIR_FL of linux/fs.h (chattr +T), which x/sys/unix
-// does not define.
-const fsTopdirFL = 0x00020000
-
-// spreadSnapshots marks the directories that hold one directory per
-// snapshot as tops of directory hierarchies (chattr +T). ext4 then places
-// each new snapshot directory with its Orlov allocator, in a block group
-// with free inodes to spare, as it does for /home/<user>, instead of
-// beside its siblings; the layer's files follow their directory.
-//
-// This matters most on ext4 without a journal: there, ialloc skips every
-// inode freed in the last minutes (recently_deleted() in
-// fs/ext4/ialloc.c), re-scanning them on each create, so unpacking beside
-// a recent mass deletion (a removed image, a test's temp dir) costs ten
-// times more. Spread, a layer lands beside such a deletion less often: on
-// this machine (shared, ext4 without a journal, other tests deleting all
-// the time) cold pulls of the 150 MB bench image took 8.5-9.9 s without
-// the flag and 1.3-11 s, 6.3 s on average, with it. Elsewhere the flag is
-// harmless.
-// Filesystems without the flag refuse it; that is only logged.
-//
-// The snapshot stores' layout (snapshots/<driver>/s/<id>) belongs to
-// internal/snapshot: this belongs in its meta.Open and moves there once
-// that package takes it; TestSnapshotDirsSpread fails if the layout moves.
-func spreadSnapshots(ctx context.Context, root string) {
-	dirs, _ := filepath.Glob(filepath.Join(root, "snapshots", "*", "s"))
-	for _, d := range dirs {
-		if err := setFlag(d, fsTopdirFL); err != nil {
-			log.From(ctx).Debug("snapshot directories stay unspread", log.KeyPath, d, log.KeyErr, err)
-		}
-	}
-}
-
-func setFlag(dir string, flag uint32) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
-	if err != nil {
-		return fmt.Errorf("get flags: %w", err)
-	}
-	if flags&flag == flag {
-		return nil
-	}
-	if err := unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags|flag)); err != nil {
-		return fmt.Errorf("set flags: %w", err)
-	}
-	return nil
 }
 
 // pruneInspectViews removes the views image inspect makes (layerDirs)

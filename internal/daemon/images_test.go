@@ -14,7 +14,6 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/content"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -498,38 +497,6 @@ func TestImageInspectDocker(t *testing.T) {
 			}
 			if res.Metadata.LastTagTime.Before(before.Add(-time.Second)) {
 				t.Errorf("LastTagTime %v, tagged at %v", res.Metadata.LastTagTime, before)
-			}
-		})
-	}
-}
-
-// TestSnapshotDirsSpread: on ext4 the directories holding the snapshots
-// carry FS_TOPDIR_FL after New, for both drivers (see spreadSnapshots).
-func TestSnapshotDirsSpread(t *testing.T) {
-	testutil.RequireRoot(t)
-	var fs unix.Statfs_t
-	if err := unix.Statfs(t.TempDir(), &fs); err != nil || fs.Type != unix.EXT4_SUPER_MAGIC {
-		t.Skip("the temp dir is not on ext4")
-	}
-	for _, driver := range []string{"overlay", "vfs"} {
-		t.Run(driver, func(t *testing.T) {
-			e, err := New(context.Background(), Config{Root: t.TempDir(), StorageDriver: driver})
-			if err != nil {
-				t.Skipf("%s: %v", driver, err)
-			}
-			defer e.Close()
-			dirs, _ := filepath.Glob(filepath.Join(e.Root(), "snapshots", "*", "s"))
-			if len(dirs) != 1 {
-				t.Fatalf("snapshot directories %v: the layout spreadSnapshots knows has changed", dirs)
-			}
-			fd, err := unix.Open(dirs[0], unix.O_RDONLY|unix.O_DIRECTORY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(fd)
-			flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
-			if err != nil || flags&fsTopdirFL == 0 {
-				t.Errorf("%s: flags %#x, %v: no FS_TOPDIR_FL", dirs[0], flags, err)
 			}
 		})
 	}

@@ -100,6 +100,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("open snapshot store %s: in use by another process: %w", dir, errdefs.ErrUnavailable)
 	}
+	spreadSnapshots(ctx, filepath.Join(dir, "s"))
 	s := &Store{dir: dir, lock: lock, byName: map[string]*Record{}, pending: map[string]string{}, nextID: 1}
 	if err := s.load(ctx); err != nil {
 		lock.Close()

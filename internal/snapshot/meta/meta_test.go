@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/snapshot"
 )
@@ -105,5 +107,29 @@ func TestDamagedRecordKeepsItsFiles(t *testing.T) {
 	}
 	if _, err := s.Get("a"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("damaged record loaded: %v", err)
+	}
+}
+
+// TestSnapshotDirsSpread: on ext4, Open marks the directory of snapshot
+// directories FS_TOPDIR_FL (see spreadSnapshots).
+func TestSnapshotDirsSpread(t *testing.T) {
+	dir := t.TempDir()
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil || fs.Type != unix.EXT4_SUPER_MAGIC {
+		t.Skip("the temp dir is not on ext4")
+	}
+	s, err := Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fd, err := unix.Open(filepath.Join(dir, "s"), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if err != nil || flags&fsTopdirFL == 0 {
+		t.Errorf("flags %#x, %v: no FS_TOPDIR_FL", flags, err)
 	}
 }
