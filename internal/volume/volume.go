@@ -8,18 +8,28 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/cleanup"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/log"
 )
 
 // Driver is the only driver: docker's local one.
 const Driver = "local"
+
+// AnonymousLabel marks a volume made without a name, as docker (23 and
+// later) marks it: volume prune removes only these unless told all.
+const AnonymousLabel = "com.docker.volume.anonymous"
 
 // validName is docker's rule for volume names.
 var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
@@ -30,70 +40,132 @@ type Volume struct {
 	Mountpoint string            `json:"-"`
 	CreatedAt  time.Time         `json:"createdAt"`
 	Labels     map[string]string `json:"labels,omitempty"`
-	Options    map[string]string `json:"options,omitempty"`
-	Anonymous  bool              `json:"anonymous,omitempty"`
+	// Options are the local driver's (type, device, o), as given.
+	Options   map[string]string `json:"options,omitempty"`
+	Anonymous bool              `json:"anonymous,omitempty"`
+}
+
+// IsAnonymous says whether v was made without a name: by berth (the
+// flag) or carrying docker's label.
+func (v Volume) IsAnonymous() bool {
+	_, labelled := v.Labels[AnonymousLabel]
+	return v.Anonymous || labelled
 }
 
 // Store holds the volumes under one directory. It is safe for concurrent
-// use; mu serialises creation and removal.
+// use; mu serialises creation, removal and pinning.
 type Store struct {
 	dir string
 	mu  sync.Mutex
 }
 
-// Open makes the store at dir (<root>/volumes).
+// Open makes the store at dir (<root>/volumes). Volumes with mount
+// options and pinned subpaths whose mounts a reboot took away are
+// mounted again; one that cannot be is logged and tried again on its
+// next use.
 func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o701); err != nil {
 		return nil, fmt.Errorf("open volume store: %w", err)
 	}
-	return &Store{dir: dir}, nil
+	s := &Store{dir: dir}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open volume store: %w", err)
+	}
+	for _, e := range ents {
+		v, err := s.get(e.Name())
+		if err != nil {
+			continue
+		}
+		if err := s.remount(v); err != nil {
+			log.From(context.Background()).Warn("volume: mount again after a restart", "volume", v.Name, log.KeyErr, err)
+		}
+	}
+	return s, nil
 }
 
 // CreateOptions describe a new volume; an empty Name makes an anonymous one.
 type CreateOptions struct {
-	Name    string
-	Labels  map[string]string
+	Name   string
+	Labels map[string]string
+	// Options are the local driver's: type, device, o (see doc.go).
 	Options map[string]string
 }
 
 // Create makes the volume, or returns the existing one of that name
-// (docker's create is idempotent for the local driver).
-func (s *Store) Create(ctx context.Context, o CreateOptions) (Volume, bool, error) {
+// (docker's create is idempotent for the local driver, whatever labels
+// and options the second call gives). created says which. Errors:
+// ErrInvalidArgument for a bad name or options, ErrNotImplemented for a
+// filesystem type berth does not mount.
+func (s *Store) Create(ctx context.Context, o CreateOptions) (v Volume, created bool, err error) {
 	anon := o.Name == ""
 	if anon {
 		var b [32]byte
-		rand.Read(b[:])
+		_, _ = rand.Read(b[:])
 		o.Name = hex.EncodeToString(b[:])
 	}
 	if !validName.MatchString(o.Name) {
 		return Volume{}, false, fmt.Errorf("create volume %q: includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed: %w", o.Name, errdefs.ErrInvalidArgument)
 	}
-	for k := range o.Options {
-		// The local driver's mount options (type, device, o) would mount a
-		// filesystem into the volume; not supported yet, and silently
-		// ignoring them would give the user a plain directory instead.
-		return Volume{}, false, fmt.Errorf("create volume %s: driver option %q: %w", o.Name, k, errdefs.ErrNotImplemented)
+	spec, err := parseOptions(o.Options)
+	if err != nil {
+		return Volume{}, false, fmt.Errorf("create volume %s: %w", o.Name, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if v, err := s.get(o.Name); err == nil {
+	switch v, err := s.get(o.Name); {
+	case err == nil:
+		// A use of an existing volume mounts it if a restart could not.
+		if err := s.remount(v); err != nil {
+			return Volume{}, false, err
+		}
 		return v, false, nil
+	case !errors.Is(err, errdefs.ErrNotFound):
+		return Volume{}, false, err // unreadable metadata: never overwrite
 	}
-	v := Volume{Name: o.Name, CreatedAt: time.Now().UTC().Truncate(time.Second), Labels: o.Labels, Anonymous: anon}
+	labels := maps.Clone(o.Labels)
+	if anon {
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[AnonymousLabel] = ""
+	}
+	v = Volume{Name: o.Name, CreatedAt: time.Now().UTC().Truncate(time.Second), Labels: labels, Options: maps.Clone(o.Options), Anonymous: anon}
 	dir := filepath.Join(s.dir, o.Name)
-	if err := os.MkdirAll(filepath.Join(dir, "_data"), 0o755); err != nil {
+	data := filepath.Join(dir, "_data")
+	if err := clearLeftover(dir); err != nil {
 		return Volume{}, false, fmt.Errorf("create volume %s: %w", o.Name, err)
 	}
-	b, _ := json.Marshal(v)
+	var undo cleanup.Stack
+	defer undo.Unwind()
+	if err := os.Mkdir(dir, 0o701); err != nil {
+		return Volume{}, false, fmt.Errorf("create volume %s: %w", o.Name, err)
+	}
+	undo.Push(func() { _ = os.RemoveAll(dir) })
+	if err := os.Mkdir(data, 0o755); err != nil {
+		return Volume{}, false, fmt.Errorf("create volume %s: %w", o.Name, err)
+	}
+	if spec != nil {
+		if err := spec.mount(data); err != nil {
+			return Volume{}, false, fmt.Errorf("create volume %s: %w", o.Name, err)
+		}
+		// Unmount before the directory goes: RemoveAll must never walk
+		// into a bound host directory.
+		undo.Push(func() { _ = unmountAll(data) })
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Volume{}, false, fmt.Errorf("create volume %s: %w", o.Name, err)
+	}
 	if err := writeAtomic(filepath.Join(dir, "meta.json"), b); err != nil {
-		os.RemoveAll(dir)
 		return Volume{}, false, fmt.Errorf("create volume %s: %w", o.Name, err)
 	}
-	v.Mountpoint = filepath.Join(dir, "_data")
+	undo.Disarm()
+	v.Mountpoint = data
 	return v, true, nil
 }
 
-// Get finds a volume by name.
+// Get finds a volume by name (ErrNotFound: "no such volume").
 func (s *Store) Get(name string) (Volume, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -102,11 +174,11 @@ func (s *Store) Get(name string) (Volume, error) {
 
 func (s *Store) get(name string) (Volume, error) {
 	if !validName.MatchString(name) {
-		return Volume{}, fmt.Errorf("get volume %s: no such volume: %w", name, errdefs.ErrNotFound)
+		return Volume{}, fmt.Errorf("get %s: no such volume: %w", name, errdefs.ErrNotFound)
 	}
 	b, err := os.ReadFile(filepath.Join(s.dir, name, "meta.json"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return Volume{}, fmt.Errorf("get volume %s: no such volume: %w", name, errdefs.ErrNotFound)
+		return Volume{}, fmt.Errorf("get %s: no such volume: %w", name, errdefs.ErrNotFound)
 	}
 	if err != nil {
 		return Volume{}, fmt.Errorf("get volume %s: %w", name, err)
@@ -140,42 +212,88 @@ func (s *Store) List() ([]Volume, error) {
 
 // Remove deletes the volume and its data. The caller checks it is unused.
 func (s *Store) Remove(name string) error {
+	return s.RemoveIf(name, nil)
+}
+
+// RemoveIf deletes the volume and its data if check (when not nil),
+// called with the store locked so no Create of the same name runs
+// meanwhile, returns nil. Mounts on the volume (its options' filesystem,
+// pinned subpaths) are unmounted first; if one stays, nothing is deleted:
+// a bound host directory must never be emptied by a removal.
+func (s *Store) RemoveIf(name string, check func(Volume) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.get(name); err != nil {
+	v, err := s.get(name)
+	if err != nil {
 		return err
+	}
+	if check != nil {
+		if err := check(v); err != nil {
+			return err
+		}
+	}
+	dir := filepath.Join(s.dir, name)
+	if err := s.unpinAll(name); err != nil {
+		return fmt.Errorf("remove %s: %w", name, err)
+	}
+	if err := unmountAll(v.Mountpoint); err != nil {
+		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	// Rename first so a crash half-way leaves no half-deleted volume
 	// under its name.
-	dir := filepath.Join(s.dir, name)
 	gone := filepath.Join(s.dir, ".removing-"+name)
 	if err := os.Rename(dir, gone); err != nil {
-		return fmt.Errorf("remove volume %s: %w", name, err)
+		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	if err := os.RemoveAll(gone); err != nil {
-		return fmt.Errorf("remove volume %s: %w", name, err)
+		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	return nil
 }
 
-// Size is the disk space the volume's data uses.
+// Size is the disk space the volume's data uses: the sizes of its regular
+// files, a file with several links counted once.
 func (s *Store) Size(name string) (int64, error) {
 	var n int64
-	err := filepath.WalkDir(filepath.Join(s.dir, name, "_data"), func(_ string, d fs.DirEntry, err error) error {
+	seen := map[[2]uint64]bool{}
+	root := filepath.Join(s.dir, name, "_data")
+	err := filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
 		}
-		if info, err := d.Info(); err == nil && info.Mode().IsRegular() {
-			n += info.Size()
+		info, err := d.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			return nil
 		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+			k := [2]uint64{st.Dev, st.Ino}
+			if seen[k] {
+				return nil
+			}
+			seen[k] = true
+		}
+		n += info.Size()
 		return nil
 	})
 	return n, err
 }
 
+// clearLeftover removes what a create cut short by a crash left at dir (a
+// directory without meta.json), unmounting first so nothing mounted
+// there is emptied.
+func clearLeftover(dir string) error {
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err := unmountAll(filepath.Join(dir, "_data")); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
+}
+
 func writeAtomic(path string, b []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
