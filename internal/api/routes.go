@@ -16,6 +16,7 @@ func (s *Server) routes() {
 	s.containerRoutes()
 	s.execRoutes()
 	s.networkRoutes()
+	s.volumeRoutes()
 	s.unsupportedRoutes()
 	// berth has no build cache yet, so pruning it frees nothing; docker
 	// system prune calls this and must not fail on it.
@@ -31,7 +32,7 @@ func (s *Server) routes() {
 // A route registered for one of them later (with a method, or a longer
 // path) is more specific and takes precedence.
 var unsupported = map[string]string{
-	"/volumes": "volumes", "/build": "image builds", "GET /images/search": "registry search",
+	"/build": "image builds", "GET /images/search": "registry search",
 	"/swarm": "swarm mode", "/nodes": "swarm mode", "/services": "swarm mode", "/tasks": "swarm mode",
 	"/secrets": "swarm mode", "/configs": "swarm mode", "/plugins": "plugins", "/session": "build sessions",
 	"/grpc": "build sessions", "/distribution": "registry inspection",

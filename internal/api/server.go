@@ -45,6 +45,9 @@ type Backend struct {
 	// Networks may be nil (a daemon without networking): its routes
 	// then answer 501.
 	Networks networkBackend
+	// Volumes may be nil (a daemon without containers): its routes then
+	// answer 501.
+	Volumes volumeBackend
 }
 
 // Config configures a Server.

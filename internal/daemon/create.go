@@ -430,17 +430,23 @@ func (e *Engine) resolveMounts(ctx context.Context, c *ctrs, cfg *containertypes
 		case mounttypes.TypeVolume:
 			var labels map[string]string
 			nocopy := false
+			subpath := ""
 			if m.VolumeOptions != nil {
-				labels, nocopy = m.VolumeOptions.Labels, m.VolumeOptions.NoCopy
-				if m.VolumeOptions.Subpath != "" {
-					return out, anon, copyUp, fmt.Errorf("volume subpath: %w", errdefs.ErrNotImplemented)
-				}
+				labels, nocopy, subpath = m.VolumeOptions.Labels, m.VolumeOptions.NoCopy, m.VolumeOptions.Subpath
 			}
 			v, err := vol(m.Source, labels, m.Target, nocopy)
 			if err != nil {
 				return out, anon, copyUp, err
 			}
 			mp.Name, mp.Source, mp.Driver = v.Name, v.Mountpoint, volume.Driver
+			if subpath != "" {
+				// The container binds a pin of the subpath resolved
+				// inside the volume now, not a path a container writing
+				// to the volume could later turn into a symlink out of it.
+				if mp.Source, err = c.vols.Subpath(ctx, v.Name, subpath); err != nil {
+					return out, anon, copyUp, fmt.Errorf("invalid mount config for type \"volume\": %w", err)
+				}
+			}
 		case mounttypes.TypeTmpfs:
 			if m.Source != "" {
 				return out, anon, copyUp, fmt.Errorf("invalid mount config for type \"tmpfs\": source must not be specified: %w", errdefs.ErrInvalidArgument)

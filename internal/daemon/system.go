@@ -21,7 +21,6 @@ import (
 	imagetypes "github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/system"
-	volumetypes "github.com/moby/moby/api/types/volume"
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
@@ -203,8 +202,9 @@ type DiskUsageOptions struct {
 
 // DiskUsage is `docker system df`: images with their unpacked sizes, the
 // total of distinct layers (shared layers counted once) and what removing
-// unused images would free. Containers, volumes and build cache report
-// empty until those parts of berth exist.
+// unused images would free; containers with their writable layers;
+// volumes with their sizes and users. The build cache reports empty until
+// berth has one.
 func (e *Engine) DiskUsage(ctx context.Context, opts DiskUsageOptions) (system.DiskUsage, error) {
 	if !opts.Images && !opts.Containers && !opts.Volumes && !opts.BuildCache {
 		opts = DiskUsageOptions{Images: true, Containers: true, Volumes: true, BuildCache: true}
@@ -276,11 +276,15 @@ func (e *Engine) DiskUsage(ctx context.Context, opts DiskUsageOptions) (system.D
 		}
 		du.ContainerUsage = cu
 	}
-	// Volumes and build cache: nothing yet, reported as empty rather than
-	// left out so clients print their zero rows.
 	if opts.Volumes {
-		du.VolumeUsage = &volumetypes.DiskUsage{Items: []volumetypes.Volume{}}
+		vu, err := e.volumesDiskUsage(ctx)
+		if err != nil {
+			return du, fmt.Errorf("disk usage: %w", err)
+		}
+		du.VolumeUsage = vu
 	}
+	// Build cache: nothing yet, reported as empty rather than left out so
+	// clients print its zero row.
 	if opts.BuildCache {
 		du.BuildCacheUsage = &buildtypes.DiskUsage{Items: []buildtypes.CacheRecord{}}
 	}
