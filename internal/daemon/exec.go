@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	containertypes "github.com/moby/moby/api/types/container"
 	evtypes "github.com/moby/moby/api/types/events"
@@ -51,13 +52,16 @@ type execSession struct {
 	id, containerID string
 	req             containertypes.ExecCreateRequest
 	detachKeys      []byte
+	dir             string // on disk (exec_store.go)
+	created         time.Time
 
 	mu       sync.Mutex
 	started  bool
 	running  bool
 	exitCode *int
 	pid      int
-	master   *os.File // the pty master while a tty exec runs
+	master   *os.File    // the pty master while a tty exec runs
+	holder   *execHolder // while it runs
 	done     chan struct{}
 }
 
@@ -94,6 +98,9 @@ func (s *execStore) add(x *execSession) {
 		o.mu.Unlock()
 		if finished && n < maxFinishedExecs {
 			delete(s.sessions, id)
+			if o.dir != "" {
+				_ = os.RemoveAll(o.dir)
+			}
 			n++
 		}
 	}
@@ -116,7 +123,7 @@ func randomID() string {
 
 // ExecCreate registers a process to run in a running container.
 func (e *Engine) ExecCreate(ctx context.Context, ref string, req containertypes.ExecCreateRequest) (containertypes.ExecCreateResponse, error) {
-	ct, _, err := e.lookup(ref)
+	ct, c, err := e.lookup(ref)
 	if err != nil {
 		return containertypes.ExecCreateResponse{}, err
 	}
@@ -135,7 +142,11 @@ func (e *Engine) ExecCreate(ctx context.Context, ref string, req containertypes.
 	if err != nil {
 		return containertypes.ExecCreateResponse{}, err
 	}
-	x := &execSession{id: randomID(), containerID: r.ID, req: req, detachKeys: keys, done: make(chan struct{})}
+	x := &execSession{id: randomID(), containerID: r.ID, req: req, detachKeys: keys, created: time.Now().UTC(), done: make(chan struct{})}
+	x.dir = c.execDir(r.ID, x.id)
+	if err := saveExecRecord(x); err != nil {
+		return containertypes.ExecCreateResponse{}, err
+	}
 	e.execs().add(x)
 	e.emitContainer(ctx, evtypes.Action(string(evtypes.ActionExecCreate)+": "+strings.Join(req.Cmd, " ")), &r, map[string]string{"execID": x.id})
 	return containertypes.ExecCreateResponse{ID: x.id}, nil
@@ -146,6 +157,8 @@ func (e *Engine) ExecCreate(ctx context.Context, ref string, req containertypes.
 // and returns when the process has exited and its output is copied. A
 // command that cannot run fails with monitor.ErrCommandNotFound or
 // ErrCommandNotExecutable, and the exec's exit code becomes 127 or 126.
+// The process runs under a holder (exec_holder.go), so it and its exit
+// status outlive this daemon.
 func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions) (retErr error) {
 	x, err := e.execs().get(id)
 	if err != nil {
@@ -163,6 +176,9 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 		if errors.Is(err, monitor.ErrCommandNotFound) {
 			code = 127
 		}
+		if serr := saveExecExit(x.dir, code); serr != nil {
+			log.From(ctx).Warn("exec: record the exit of a failed start", log.KeyContainer, x.containerID, log.KeyErr, serr)
+		}
 		x.mu.Lock()
 		x.exitCode = &code
 		x.mu.Unlock()
@@ -177,6 +193,10 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 	if r.State.Status != container.Running {
 		return failed(errNotRunning(r.ID))
 	}
+	if r.State.StartedAt.After(x.created) {
+		// Created in an earlier run of the container.
+		return failed(fmt.Errorf("exec %s: its container restarted since: %w", id, errdefs.ErrConflict))
+	}
 	rc, err := c.rt.Load(ctx, r.ID)
 	if err != nil {
 		return failed(fmt.Errorf("exec in %s: %w", r.ID, err))
@@ -188,87 +208,60 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 	}
 
 	var streams AttachStreams
-	if !opts.Detach && opts.Streams != nil {
+	attached := !opts.Detach && opts.Streams != nil
+	if attached {
 		if streams, err = opts.Streams(tty); err != nil {
 			return failed(err)
 		}
 	}
-	eo := runtime.ExecOptions{Process: proc}
-	// The exec's stdio: pipes, or a pty whose master the runtime hands
-	// over a console socket.
-	var ours []*os.File   // our ends: stdin writer, stdout and stderr readers
-	var theirs []*os.File // the process's ends, closed once it runs
-	defer func() {
-		for _, f := range theirs {
-			f.Close()
-		}
-	}()
-	var masterCh chan *os.File
-	if tty {
-		sock, l, done, err := consoleListener(c.stateDir(r.ID))
-		if err != nil {
-			return failed(err)
-		}
-		defer done()
-		eo.ConsoleSocket = sock
-		masterCh = make(chan *os.File, 1)
-		go func() {
-			conn, err := l.AcceptUnix()
-			if err != nil {
-				masterCh <- nil
-				return
-			}
-			defer conn.Close()
-			m, _ := console.ReceiveMaster(conn)
-			masterCh <- m
-		}()
-	} else {
-		pipe := func() (*os.File, *os.File, error) { return os.Pipe() }
-		if x.req.AttachStdin && streams.Stdin != nil {
-			pr, pw, err := pipe()
-			if err != nil {
-				return failed(err)
-			}
-			eo.IO.Stdin = pr
-			theirs = append(theirs, pr)
-			ours = append(ours, pw)
-		} else {
-			ours = append(ours, nil)
-		}
-		for i := 0; i < 2; i++ {
-			pr, pw, err := pipe()
-			if err != nil {
-				return failed(err)
-			}
-			theirs = append(theirs, pw)
-			ours = append(ours, pr)
-		}
-		eo.IO.Stdout, eo.IO.Stderr = theirs[len(theirs)-2], theirs[len(theirs)-1]
-	}
-	p, err := rc.Exec(context.WithoutCancel(ctx), eo)
-	if err != nil {
-		for _, f := range ours {
+	// The process's stdio: pipes to copy to the client, or (detached, or
+	// a tty, whose master the holder hands over) /dev/null.
+	var stdio [3]*os.File
+	var ours [3]*os.File // our ends: stdin writer, stdout and stderr readers
+	closeAll := func(fs []*os.File) {
+		for _, f := range fs {
 			if f != nil {
 				f.Close()
 			}
 		}
-		return failed(monitor.ClassifyExecError(err))
 	}
-	for _, f := range theirs {
-		f.Close()
-	}
-	theirs = nil
-	var master *os.File
-	if tty {
-		master = <-masterCh
-		if master == nil {
-			_ = p.Signal(9)
-			_, _ = p.Wait(ctx)
-			return failed(errors.New("exec: no terminal from the runtime"))
+	defer closeAll(stdio[:])
+	if !tty && attached {
+		if x.req.AttachStdin && streams.Stdin != nil {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				return failed(err)
+			}
+			stdio[0], ours[0] = pr, pw
+		}
+		for i := 1; i < 3; i++ {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				closeAll(ours[:])
+				return failed(err)
+			}
+			stdio[i], ours[i] = pw, pr
 		}
 	}
+	// The holder must outlive a client's disconnect.
+	h, master, err := startHolder(context.WithoutCancel(ctx), holderOptions{
+		req:      holderRequest{ContainerID: r.ID, RuntimeRoot: c.runtimeRoot, Dir: x.dir, Process: proc, NoSeccomp: x.req.Privileged},
+		exitPath: filepath.Join(x.dir, execExitFile),
+		stdio:    stdio,
+	})
+	if err != nil {
+		closeAll(ours[:])
+		return failed(monitor.ClassifyExecError(err))
+	}
+	closeAll(stdio[:])
+	stdio = [3]*os.File{}
+	if err := writeJSONAtomic(filepath.Join(x.dir, execStartedFile), execStarted{Pid: h.pid, HolderPid: h.holder, HolderStart: h.start}); err != nil {
+		// A restarted daemon will not know its pid: it reports the exec
+		// as ended (255) once it finds the exit file written.
+		log.From(ctx).Warn("exec: record the running process", log.KeyContainer, r.ID, log.KeyErr, err)
+	}
 	x.mu.Lock()
-	x.running, x.pid, x.master = true, p.Pid(), master
+	x.running, x.pid, x.master, x.holder = true, h.pid, master, h
 	x.mu.Unlock()
 	e.emitContainer(ctx, evtypes.Action(string(evtypes.ActionExecStart)+": "+strings.Join(x.req.Cmd, " ")), &r, map[string]string{"execID": x.id})
 
@@ -282,52 +275,47 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 		_, _ = io.Copy(w, f)
 	}
 	detached := make(chan struct{})
-	if tty {
+	stdin := func(w io.Writer, closeAfter *os.File) {
+		err := copyStdin(w, streams.Stdin, x.detachKeys)
+		if closeAfter != nil {
+			closeAfter.Close()
+		}
+		if errors.Is(err, monitor.ErrDetached) {
+			close(detached)
+		}
+	}
+	switch {
+	case tty:
+		// Detached, the master is drained so the process never blocks on
+		// a full terminal.
 		wg.Add(1)
 		go out(streams.Stdout, master)
 		if x.req.AttachStdin && streams.Stdin != nil {
-			go func() {
-				if err := copyStdin(master, streams.Stdin, x.detachKeys); errors.Is(err, monitor.ErrDetached) {
-					close(detached)
-				}
-			}()
+			go stdin(master, nil)
 		}
-	} else {
+	case attached:
 		wg.Add(2)
 		go out(streams.Stdout, ours[1])
 		go out(streams.Stderr, ours[2])
 		if ours[0] != nil {
-			go func() {
-				err := copyStdin(ours[0], streams.Stdin, x.detachKeys)
-				ours[0].Close()
-				if errors.Is(err, monitor.ErrDetached) {
-					close(detached)
-				}
-			}()
+			go stdin(ours[0], ours[0])
 		}
 	}
 	finish := func() {
-		code, err := p.Wait(context.WithoutCancel(ctx))
+		ex, err := h.wait(context.WithoutCancel(ctx))
 		if err != nil {
 			log.From(ctx).Warn("exec: wait", log.KeyContainer, r.ID, log.KeyErr, err)
+		} else if ex.Error != "" {
+			log.From(ctx).Warn("exec: holder", log.KeyContainer, r.ID, log.KeyErr, ex.Error)
 		}
 		wg.Wait()
-		for _, f := range ours[1:] {
-			f.Close()
-		}
+		closeAll(ours[1:])
 		if master != nil {
 			master.Close()
 		}
-		x.mu.Lock()
-		x.running, x.exitCode, x.master = false, &code, nil
-		x.mu.Unlock()
-		close(x.done)
-		e.emitContainer(context.WithoutCancel(ctx), evtypes.ActionExecDie, &r, map[string]string{"execID": x.id, "exitCode": strconv.Itoa(code)})
+		e.execEnded(context.WithoutCancel(ctx), x, &r, ex.Code)
 	}
-	if tty {
-		ours = []*os.File{nil, nil}
-	}
-	if opts.Detach || opts.Streams == nil {
+	if !attached {
 		go finish()
 		return nil
 	}
