@@ -145,6 +145,7 @@ func (e *Engine) InitContainers(ctx context.Context, cfg ContainerConfig) error 
 	}
 	e.imageUsers = e.containersUsing
 	e.restore(ctx, c)
+	e.restoreExecs(ctx, c)
 	return nil
 }
 
