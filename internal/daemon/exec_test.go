@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,6 +105,11 @@ func TestExec(t *testing.T) {
 		{name: "workdir", req: containertypes.ExecCreateRequest{Cmd: []string{"pwd"}, WorkingDir: "/etc"}, out: "/etc\n"},
 		{name: "stdin", req: containertypes.ExecCreateRequest{Cmd: []string{"cat"}}, stdin: "piped\n", out: "piped\n"},
 		{name: "privileged has every capability", req: containertypes.ExecCreateRequest{Cmd: []string{"sh", "-c", "grep CapEff /proc/self/status"}, Privileged: true}, out: "CapEff:\t000001ffffffffff\n"},
+		// docker exec --privileged as docker 1.9 gave it: no seccomp
+		// filter, while the container's masked paths stay masked (the
+		// exec shares its mount namespace).
+		{name: "privileged has no seccomp filter", req: containertypes.ExecCreateRequest{Cmd: []string{"sh", "-c", "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; ls -A /sys/firmware | wc -l"}, Privileged: true}, out: "NoNewPrivs:\t0\nSeccomp:\t0\n0\n"},
+		{name: "unprivileged keeps the filter", req: containertypes.ExecCreateRequest{Cmd: []string{"sh", "-c", "grep -E '^Seccomp:' /proc/self/status; ls -A /sys/firmware | wc -l"}}, out: "Seccomp:\t2\n0\n"},
 		{name: "not found", req: containertypes.ExecCreateRequest{Cmd: []string{"no-such-command"}}, code: 127, class: monitor.ErrCommandNotFound},
 		{name: "not executable", req: containertypes.ExecCreateRequest{Cmd: []string{"/etc/passwd"}}, code: 126, class: monitor.ErrCommandNotExecutable},
 	} {
@@ -394,5 +400,143 @@ func TestStatsStream(t *testing.T) {
 	}
 	if s := <-ch; s.MemoryStats.Usage != 0 || s.ID != stopped {
 		t.Fatalf("stats of a created container %+v", s)
+	}
+}
+
+// execDetached starts cmd detached in container id and returns the exec.
+func execDetached(t *testing.T, e *Engine, id string, cmd ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	res, err := e.ExecCreate(ctx, id, containertypes.ExecCreateRequest{Cmd: cmd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ExecStart(ctx, res.ID, ExecStartOptions{Detach: true}); err != nil {
+		t.Fatalf("exec %q: %v", cmd, err)
+	}
+	return res.ID
+}
+
+// execEnd polls inspect until exec xid has ended and returns its code.
+func execEnd(t *testing.T, e *Engine, xid string) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ins, err := e.ExecInspect(context.Background(), xid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ins.Running && ins.ExitCode != nil {
+			return *ins.ExitCode
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("exec %s did not end: %+v", xid, ins)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Exec sessions outlive the engine: one that ended while no engine ran
+// has its exit code, a running one its pid (and its exit once it ends),
+// one never started can start, one that could not start keeps 127. A
+// restart of the container drops what was created before it.
+func TestExecSessionsSurviveRestart(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := t.TempDir()
+	ctx := context.Background()
+	parent := fmt.Sprintf("/berth-test-execrestore-%d", os.Getpid())
+	cfg := ContainerConfig{ExecRoot: filepath.Join(root, "run"), CgroupParent: parent}
+	open := func() *Engine {
+		e, err := New(ctx, Config{Root: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.InitContainers(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	e := open()
+	loadTestImage(t, e)
+	id := create(t, e, "box", containertypes.Config{Cmd: []string{"sleep", "100"}}, nil)
+	if err := e.ContainerStart(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	ended := execDetached(t, e, id, "sh", "-c", "sleep 0.3; exit 3")
+	running := execDetached(t, e, id, "sleep", "100")
+	created, err := e.ExecCreate(ctx, id, containertypes.ExecCreateRequest{Cmd: []string{"sh", "-c", "exit 5"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notFound, err := e.ExecCreate(ctx, id, containertypes.ExecCreateRequest{Cmd: []string{"no-such-command"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ExecStart(ctx, notFound.ID, ExecStartOptions{Detach: true}); !errors.Is(err, monitor.ErrCommandNotFound) {
+		t.Fatalf("exec of a missing command: %v", err)
+	}
+	ins, err := e.ExecInspect(ctx, running)
+	if err != nil || !ins.Running || ins.Pid == 0 {
+		t.Fatalf("running exec: %v %+v", err, ins)
+	}
+	pid := ins.Pid
+
+	e.ShutdownContainers()
+	e.Close()
+	time.Sleep(600 * time.Millisecond) // ended ends meanwhile
+	e = open()
+	t.Cleanup(func() {
+		_ = e.ContainerRemove(ctx, id, ContainerRemoveOptions{Force: true})
+		e.ShutdownContainers()
+		e.Close()
+		removeCgroupParent(parent)
+	})
+
+	if ins, err := e.ExecInspect(ctx, ended); err != nil || ins.Running || ins.ExitCode == nil || *ins.ExitCode != 3 || ins.Pid == 0 {
+		t.Fatalf("exec that ended while no engine ran: %v %+v", err, ins)
+	}
+	if ins, err := e.ExecInspect(ctx, notFound.ID); err != nil || ins.ExitCode == nil || *ins.ExitCode != 127 {
+		t.Fatalf("exec that could not start: %v %+v", err, ins)
+	}
+	ins, err = e.ExecInspect(ctx, running)
+	if err != nil || !ins.Running || ins.Pid != pid || ins.ExitCode != nil {
+		t.Fatalf("running exec after the restart: %v %+v (pid was %d)", err, ins, pid)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code := execEnd(t, e, running); code != 137 {
+		t.Fatalf("running exec killed: exit %d", code)
+	}
+	if ins, _ := e.ExecInspect(ctx, created.ID); ins.Running || ins.ExitCode != nil {
+		t.Fatalf("created exec after the restart: %+v", ins)
+	}
+	if err := e.ExecStart(ctx, created.ID, ExecStartOptions{Detach: true}); err != nil {
+		t.Fatal(err)
+	}
+	if code := execEnd(t, e, created.ID); code != 5 {
+		t.Fatalf("exec created before the restart, started after: exit %d", code)
+	}
+
+	// A container's restart leaves its earlier sessions unstartable, and
+	// the next engine drops them.
+	stale, err := e.ExecCreate(ctx, id, containertypes.ExecCreateRequest{Cmd: []string{"true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := 0
+	if err := e.ContainerRestart(ctx, id, ContainerStopOptions{Timeout: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ExecStart(ctx, stale.ID, ExecStartOptions{Detach: true}); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("exec created before the container's restart: %v", err)
+	}
+	e.ShutdownContainers()
+	e.Close()
+	e = open()
+	for _, x := range []string{ended, running, created.ID, stale.ID} {
+		if _, err := e.ExecInspect(ctx, x); !errors.Is(err, errdefs.ErrNotFound) {
+			t.Fatalf("exec %s of an earlier run after a restart: %v", x, err)
+		}
 	}
 }
