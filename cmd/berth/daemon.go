@@ -300,7 +300,7 @@ func runDaemon(ctx context.Context, st daemonSettings) error {
 	stopHealth := e.StartHealthchecks(ctx)
 	defer stopHealth()
 
-	srv := api.New(api.Config{Backend: api.Backend{Images: e, System: e, Containers: containerAPI{e}, Exec: execAPI{e}, Networks: e}})
+	srv := api.New(api.Config{Backend: api.Backend{Images: e, System: e, Containers: containerAPI{e}, Exec: execAPI{e}, Networks: e, Volumes: e}})
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,

@@ -211,6 +211,7 @@ func newRootCommand() *cobra.Command {
 		newEventsCommand(g),
 		newDaemonCommand(g),
 		newNetworkCommand(g),
+		newVolumeCommand(g),
 	)
 	root.AddCommand(containerVerbs(g, false)...)
 	return root

@@ -163,7 +163,21 @@ func newDFCommand(g *globals) *cobra.Command {
 				}
 				pt := psTable
 				pt.cols = []string{"ID", "Image", "Command", "LocalVolumes", "Size", "RunningFor", "Status", "Names"}
-				return pt.print(out, "", crows)
+				if err := pt.print(out, "", crows); err != nil {
+					return err
+				}
+				fmt.Fprintln(out)
+				fmt.Fprintln(out, "Local Volumes space usage:")
+				fmt.Fprintln(out)
+				var vrows []row
+				if du.VolumeUsage != nil {
+					for _, v := range du.VolumeUsage.Items {
+						vrows = append(vrows, volumeRow(v))
+					}
+				}
+				vt := volumesTable
+				vt.cols = []string{"Name", "Links", "Size"}
+				return vt.print(out, "", vrows)
 			})
 		},
 	}
@@ -186,9 +200,13 @@ func newSystemPruneCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			warning := "WARNING! This will remove:\n  - all stopped containers\n  - all dangling images"
+			vols := ""
+			if volumes {
+				vols = "\n  - anonymous volumes not used by at least one container"
+			}
+			warning := "WARNING! This will remove:\n  - all stopped containers" + vols + "\n  - all dangling images"
 			if all {
-				warning = "WARNING! This will remove:\n  - all stopped containers\n  - all images without at least one container associated to them"
+				warning = "WARNING! This will remove:\n  - all stopped containers" + vols + "\n  - all images without at least one container associated to them"
 			}
 			if !force && !confirm(cmd, warning) {
 				return nil
@@ -205,6 +223,21 @@ func newSystemPruneCommand(g *globals) *cobra.Command {
 						fmt.Fprintln(out, id)
 					}
 					fmt.Fprintln(out)
+				}
+				var vreclaimed uint64
+				if volumes {
+					// Only label filters apply to volumes (docker's rule).
+					vf := map[string][]string{}
+					for _, k := range []string{"label", "label!"} {
+						if len(f[k]) > 0 {
+							vf[k] = f[k]
+						}
+					}
+					vres, err := volumesPrune(ctx, c, cmd, vf)
+					if err != nil {
+						return err
+					}
+					vreclaimed = vres.SpaceReclaimed
 				}
 				imf := map[string][]string{}
 				for k, v := range f {
@@ -229,14 +262,14 @@ func newSystemPruneCommand(g *globals) *cobra.Command {
 					}
 					fmt.Fprintln(out)
 				}
-				fmt.Fprintln(out, "Total reclaimed space:", humanSize(int64(cres.SpaceReclaimed+ires.SpaceReclaimed)))
+				fmt.Fprintln(out, "Total reclaimed space:", humanSize(int64(cres.SpaceReclaimed+vreclaimed+ires.SpaceReclaimed)))
 				return nil
 			})
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "remove all unused images not just dangling ones")
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
-	cmd.Flags().BoolVar(&volumes, "volumes", false, "prune anonymous volumes (berth has no volume API yet)")
+	cmd.Flags().BoolVar(&volumes, "volumes", false, "prune anonymous volumes")
 	cmd.Flags().StringArrayVar(&filters, "filter", nil, `provide filter values (e.g. "label=<key>=<value>")`)
 	return cmd
 }

@@ -83,7 +83,7 @@ func openBeneath(root, sub string) (int, error) {
 		case errors.Is(err, unix.EXDEV):
 			return -1, fmt.Errorf("volume subpath %q: resolves outside the volume: %w", sub, errdefs.ErrInvalidArgument)
 		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
-			return -1, fmt.Errorf("volume subpath %q: no such file or directory in the volume: %w", sub, errdefs.ErrInvalidArgument)
+			return -1, fmt.Errorf("volume subpath %q: does not exist in the volume: %w", sub, errdefs.ErrInvalidArgument)
 		case errors.Is(err, unix.ELOOP):
 			return -1, fmt.Errorf("volume subpath %q: too many symlinks: %w", sub, errdefs.ErrInvalidArgument)
 		case err != nil:
