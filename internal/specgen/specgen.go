@@ -122,7 +122,12 @@ func Generate(in Input) (*specs.Spec, error) {
 	if s.Linux.Namespaces == nil {
 		s.Linux.Namespaces = DefaultNamespaces(false)
 	}
-	if host.ConsoleSize[0] > 0 || host.ConsoleSize[1] > 0 {
+	// The docker CLI sends the terminal's size at create (API 1.42+), and
+	// resizes only after the start: with it in the spec the runtime sizes
+	// the pty before the process runs, so `stty size` is right at once.
+	// Without a terminal runtimes ignore it (OCI), and a size missing a
+	// dimension would give a 0-row or 0-column terminal.
+	if cfg.Tty && host.ConsoleSize[0] > 0 && host.ConsoleSize[1] > 0 {
 		s.Process.ConsoleSize = &specs.Box{Height: host.ConsoleSize[0], Width: host.ConsoleSize[1]}
 	}
 	if host.Umask != nil {

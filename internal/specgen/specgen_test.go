@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -119,6 +120,36 @@ func TestGenerateDefaults(t *testing.T) {
 	}
 	if len(s.Linux.Resources.Devices) == 0 || s.Linux.Resources.Devices[0].Allow {
 		t.Error("device rules must start with deny-all")
+	}
+}
+
+// HostConfig.ConsoleSize (height, width), which the docker CLI sends at
+// create from API 1.42, becomes process.consoleSize, so the runtime sizes
+// the pty before the process runs and `stty size` is right at once. The
+// OCI spec has runtimes ignore it without a terminal; a half-given size
+// is no size.
+func TestGenerateConsoleSize(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tty  bool
+		size [2]uint
+		want *specs.Box
+	}{
+		{name: "tty", tty: true, size: [2]uint{40, 123}, want: &specs.Box{Height: 40, Width: 123}},
+		{name: "tty without size", tty: true},
+		{name: "no tty", size: [2]uint{40, 123}},
+		{name: "width only", tty: true, size: [2]uint{0, 80}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Generate(Input{Rootfs: "/r", Image: ocispec.ImageConfig{Cmd: []string{"sh"}},
+				Config: &container.Config{Tty: tc.tty}, Host: &container.HostConfig{ConsoleSize: tc.size}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.Process.ConsoleSize; !reflect.DeepEqual(got, tc.want) || s.Process.Terminal != tc.tty {
+				t.Fatalf("consoleSize %+v terminal %v, want %+v", got, s.Process.Terminal, tc.want)
+			}
+		})
 	}
 }
 
