@@ -299,6 +299,9 @@ func runDaemon(ctx context.Context, st daemonSettings) error {
 	// Healthchecks of running containers, as execs at their intervals.
 	stopHealth := e.StartHealthchecks(ctx)
 	defer stopHealth()
+	// Volume mount and unmount events, as containers start and die.
+	stopVolumeEvents := e.StartVolumeEvents(ctx)
+	defer stopVolumeEvents()
 
 	srv := api.New(api.Config{Backend: api.Backend{Images: e, System: e, Containers: containerAPI{e}, Exec: execAPI{e}, Networks: e, Volumes: e}})
 	hs := &http.Server{

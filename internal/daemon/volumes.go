@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	volumetypes "github.com/moby/moby/api/types/volume"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/events"
 	"github.com/berth-dev/berth/internal/log"
 	"github.com/berth-dev/berth/internal/volume"
 )
@@ -249,5 +251,60 @@ func volumeAPI(v volume.Volume) volumetypes.Volume {
 		Labels:     v.Labels,
 		Options:    v.Options,
 		Scope:      volumeScope,
+	}
+}
+
+// StartVolumeEvents publishes docker's volume "mount" event for each
+// volume of a container that starts and "unmount" for each when it dies,
+// until ctx ends or stop is called. cmd/berth calls it once after
+// InitContainers.
+//
+// It follows the container events on the bus rather than the start path,
+// so a volume's mount event comes just after the container's start (in
+// docker, just before). The attributes are docker's.
+func (e *Engine) StartVolumeEvents(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f := events.Filter{"type": {string(evtypes.ContainerEventType)}, "event": {string(evtypes.ActionStart), string(evtypes.ActionDie)}}
+		for ctx.Err() == nil {
+			_, sub := e.Events().Subscribe(time.Time{}, f)
+			for open := true; open; {
+				select {
+				case <-ctx.Done():
+					sub.Close()
+					return
+				case m, ok := <-sub.C:
+					if !ok {
+						open = false // we fell behind: take the feed up again
+						break
+					}
+					e.emitVolumeMounts(ctx, m.Actor.ID, m.Action == evtypes.ActionStart)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// emitVolumeMounts publishes mount (or unmount) for each volume container
+// id mounts.
+func (e *Engine) emitVolumeMounts(ctx context.Context, id string, mounted bool) {
+	ct, _, err := e.lookup(id)
+	if err != nil {
+		return
+	}
+	r := ct.Snapshot()
+	for _, m := range r.Mounts {
+		if m.Type != mounttypes.TypeVolume || m.Name == "" {
+			continue
+		}
+		if !mounted {
+			e.Emit(ctx, evtypes.VolumeEventType, evtypes.ActionUnmount, m.Name, map[string]string{"container": r.ID, "driver": volume.Driver})
+			continue
+		}
+		e.Emit(ctx, evtypes.VolumeEventType, evtypes.ActionMount, m.Name, map[string]string{"container": r.ID, "destination": m.Destination,
+			"driver": volume.Driver, "propagation": string(m.Propagation), "read/write": strconv.FormatBool(m.RW)})
 	}
 }
