@@ -208,3 +208,27 @@ func TestVolumeAPIHostileInput(t *testing.T) {
 		t.Fatalf("volume store holds %v", ents)
 	}
 }
+
+// TestVolumesAcrossDaemonRestart: a daemon killed and started again finds
+// its volumes as they were: a tmpfs volume keeps its mount and content
+// (not a fresh tmpfs over it), and a container made with a subpath starts
+// on the pin made before.
+func TestVolumesAcrossDaemonRestart(t *testing.T) {
+	d := StartDaemon(t, DaemonOptions{})
+	loadBusybox(t, d)
+	d.DockerOK(t, "volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "fast")
+	d.DockerOK(t, "run", "--rm", "-v", "fast:/f", "-v", "keep:/k", "busybox", "sh", "-c", "echo tmp > /f/x; mkdir /k/sub; echo deep > /k/sub/y")
+	d.DockerOK(t, "create", "--name", "later", "--mount", "type=volume,src=keep,dst=/s,volume-subpath=sub", "busybox", "cat", "/s/y")
+	killDaemon(t, d)
+
+	d2 := StartDaemon(t, DaemonOptions{Root: d.Root, ExecRoot: d.ExecRoot})
+	cleanVolumes(t, d2)
+	if out := d2.DockerOK(t, "run", "--rm", "-v", "fast:/f", "busybox", "cat", "/f/x"); out != "tmp\n" {
+		t.Fatalf("tmpfs volume after restart holds %q", out)
+	}
+	if out := d2.DockerOK(t, "start", "-a", "later"); out != "deep\n" {
+		t.Fatalf("subpath container after restart printed %q", out)
+	}
+	d2.DockerOK(t, "rm", "later")
+	d2.DockerOK(t, "volume", "rm", "fast", "keep")
+}
