@@ -195,7 +195,7 @@ func (m *Manager) attachLocked(ctx context.Context, opts AttachOptions) (AttachR
 
 	// Host ports first: a port in use must fail before any kernel object.
 	if len(opts.Ports) > 0 {
-		r, err := portmap.Reserve(opts.Ports)
+		r, err := reservePorts(opts.Ports, n.IPv6)
 		if err != nil {
 			return AttachResult{}, err
 		}
@@ -264,6 +264,11 @@ func (m *Manager) attachLocked(ctx context.Context, opts AttachOptions) (AttachR
 		return AttachResult{}, err
 	}
 
+	if r := m.ports[ep.ID]; r != nil {
+		if err := startProxies(r, ep); err != nil {
+			return AttachResult{}, err
+		}
+	}
 	m.st.Endpoints = append(m.st.Endpoints, ep)
 	undo.Push(func() {
 		m.st.Endpoints = slices.DeleteFunc(m.st.Endpoints, func(e *Endpoint) bool { return e == ep })

@@ -186,3 +186,31 @@ func tmpfsExecRoot(tb testing.TB, cfg network.Config) {
 	}
 	tb.Cleanup(func() { _ = exec.Command("umount", "-l", cfg.ExecRoot).Run() })
 }
+
+// outside makes a namespace reached over a veth from the host, standing
+// for the world beyond the host's uplink: hostAddr on the host's end,
+// peerAddr (same prefix) on its own, no route back to anything else. It
+// returns the namespace's path.
+func outside(t *testing.T, hostAddr, peerAddr string) string {
+	t.Helper()
+	out, peer := "bto"+tag(), "btp"+tag()
+	ns := t.TempDir() + "/outside"
+	run := func(args ...string) {
+		t.Helper()
+		if b, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", args, err, b)
+		}
+	}
+	run("touch", ns)
+	run("unshare", "--net="+ns, "true")
+	t.Cleanup(func() { _ = exec.Command("umount", ns).Run() })
+	run("ip", "link", "add", out, "type", "veth", "peer", "name", peer)
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", out).Run() })
+	run("ip", "link", "set", peer, "netns", ns)
+	run("ip", "addr", "add", hostAddr, "dev", out, "nodad")
+	run("ip", "link", "set", out, "up")
+	run("nsenter", "--net="+ns, "ip", "addr", "add", peerAddr, "dev", peer, "nodad")
+	run("nsenter", "--net="+ns, "ip", "link", "set", peer, "up")
+	run("nsenter", "--net="+ns, "ip", "link", "set", "lo", "up")
+	return ns
+}

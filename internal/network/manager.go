@@ -47,7 +47,8 @@ type Config struct {
 const DefaultNetwork = "bridge"
 
 // Manager owns berth's networks and the containers' attachments to them.
-// It is safe for concurrent use: mu guards st, servers and ports, and is
+// It is safe for concurrent use: mu guards st, servers, ports, dying and
+// fwd6, and is
 // held across each operation, kernel work included, so operations are
 // serialised (they take about a millisecond each).
 type Manager struct {
@@ -59,6 +60,7 @@ type Manager struct {
 	servers map[string]*dns.Server          // container ID → its DNS server
 	ports   map[string]*portmap.Reservation // endpoint ID → reserved host ports
 	dying   map[string]bool                 // host veths left to the kernel by Release
+	fwd6    bool                            // berth turned IPv6 forwarding on (forwarding.go)
 }
 
 // state is what state.json holds.
@@ -177,6 +179,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 			return nil, err
 		}
 	}
+	if err := m.syncForwarding6(ctx); err != nil {
+		return nil, err
+	}
 	// Host ports of live containers: the sockets that held them died with
 	// the previous daemon.
 	for _, ep := range m.st.Endpoints {
@@ -189,6 +194,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 			continue
 		}
 		m.ports[ep.ID] = r
+		if err := startProxies(r, ep); err != nil {
+			log.From(ctx).Warn("network: restart port proxies; IPv6 loopback ports stay unserved", log.KeyContainer, ep.ContainerID, log.KeyErr, err)
+		}
 	}
 	if err := m.applyRules(); err != nil {
 		m.closeLocked()
@@ -248,7 +256,7 @@ func (m *Manager) Teardown(ctx context.Context) error {
 		errs = append(errs, deleteBridge(n.Bridge))
 	}
 	m.st.Networks = nil
-	errs = append(errs, firewall.Delete(m.cfg.Table), m.save(), m.saveNetworks())
+	errs = append(errs, firewall.Delete(m.cfg.Table), m.forwarding6Off(), m.save(), m.saveNetworks())
 	m.closeLocked()
 	errs = append(errs, m.waitDyingLocked())
 	return errors.Join(errs...)
@@ -272,6 +280,9 @@ func (m *Manager) Down(ctx context.Context) (bool, error) {
 		errs = append(errs, deleteBridge(n.Bridge))
 	}
 	errs = append(errs, firewall.Delete(m.cfg.Table), m.waitDyingLocked())
+	if m.fwd6 { // New turns it on again
+		errs = append(errs, m.forwarding6Off(), m.saveNetworks())
+	}
 	if err := errors.Join(errs...); err != nil {
 		return false, fmt.Errorf("networks down: %w", err)
 	}
@@ -316,7 +327,7 @@ func (m *Manager) runtimePath() string {
 }
 
 func (m *Manager) load() error {
-	var nets struct{ Networks []*Network }
+	var nets networksFile
 	var rt struct {
 		Endpoints  []*Endpoint
 		Containers []*Sandbox
@@ -337,6 +348,7 @@ func (m *Manager) load() error {
 		}
 	}
 	m.st = state{Networks: nets.Networks, Endpoints: rt.Endpoints, Containers: rt.Containers}
+	m.fwd6 = nets.IPv6Forwarding
 	return nil
 }
 
@@ -352,8 +364,16 @@ func (m *Manager) save() error {
 	}{m.st.Endpoints, m.st.Containers})
 }
 
+// networksFile is networks.json.
+type networksFile struct {
+	Networks []*Network
+	// IPv6Forwarding: berth turned net.ipv6.conf.all.forwarding on and
+	// turns it off again (forwarding.go).
+	IPv6Forwarding bool `json:",omitempty"`
+}
+
 func (m *Manager) saveNetworks() error {
-	return writeJSON(m.networksPath(), struct{ Networks []*Network }{m.st.Networks})
+	return writeJSON(m.networksPath(), networksFile{Networks: m.st.Networks, IPv6Forwarding: m.fwd6})
 }
 
 func writeJSON(path string, v any) error {
@@ -414,7 +434,7 @@ func (m *Manager) endpointsOf(containerID string) []*Endpoint {
 
 // applyRules writes the nftables table from the state.
 func (m *Manager) applyRules() error {
-	var rs firewall.Ruleset
+	rs := firewall.Ruleset{IsolateForwarding6: m.fwd6}
 	byID := map[string]*Network{}
 	for _, n := range m.st.Networks {
 		byID[n.ID] = n
@@ -425,19 +445,8 @@ func (m *Manager) applyRules() error {
 		rs.Bridges = append(rs.Bridges, b)
 	}
 	for _, ep := range m.st.Endpoints {
-		n := byID[ep.NetworkID]
-		if n == nil || !ep.IPv4.IsValid() {
-			continue
-		}
-		for _, p := range ep.Ports {
-			// Each family to the container's address of that family; a
-			// port on every address goes to both, as docker's with IPv6.
-			if !p.HostIP.IsValid() || p.HostIP.Is4() {
-				rs.Ports = append(rs.Ports, firewall.Port{Proto: p.Proto, HostIP: p.HostIP, HostPort: p.HostPort, IP: ep.IPv4.Addr(), Port: p.ContainerPort, Bridge: n.Bridge})
-			}
-			if ep.IPv6.IsValid() && (!p.HostIP.IsValid() || p.HostIP.Is6()) {
-				rs.Ports = append(rs.Ports, firewall.Port{Proto: p.Proto, HostIP: p.HostIP, HostPort: p.HostPort, IP: ep.IPv6.Addr(), Port: p.ContainerPort, Bridge: n.Bridge})
-			}
+		if n := byID[ep.NetworkID]; n != nil {
+			rs.Ports = append(rs.Ports, portRules(ep, n.Bridge)...)
 		}
 	}
 	return firewall.Apply(m.cfg.Table, rs)

@@ -317,28 +317,7 @@ func tableOf(m *network.Manager) string { return m.Config().Table }
 func TestMasqueradeRuleWorks(t *testing.T) {
 	testutil.RequireRoot(t)
 	m, _ := newManager(t)
-	// An "outside" made of our own: a namespace reached over a veth from
-	// the host, standing for the world beyond the host's uplink.
-	out := "bto" + tag()
-	outNS := t.TempDir() + "/outside"
-	run := func(args ...string) {
-		t.Helper()
-		if b, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v: %s", args, err, b)
-		}
-	}
-	run("touch", outNS)
-	run("unshare", "--net="+outNS, "true")
-	t.Cleanup(func() { _ = exec.Command("umount", outNS).Run() })
-	run("ip", "link", "add", out, "type", "veth", "peer", "name", "peer"+tag())
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", out).Run() })
-	peer := strings.TrimSpace(string(must(exec.Command("sh", "-c", "ip -o link show "+out+" | sed 's/.*@//; s/:.*//'").Output())))
-	run("ip", "link", "set", peer, "netns", outNS)
-	run("ip", "addr", "add", "10.217.0.1/30", "dev", out)
-	run("ip", "link", "set", out, "up")
-	run("nsenter", "--net="+outNS, "ip", "addr", "add", "10.217.0.2/30", "dev", peer)
-	run("nsenter", "--net="+outNS, "ip", "link", "set", peer, "up")
-	run("nsenter", "--net="+outNS, "ip", "link", "set", "lo", "up")
+	outside(t, "10.217.0.1/30", "10.217.0.2/30")
 
 	a, ar := newBox(t, m, "a", network.AttachOptions{})
 	// the outside answers pings; it has no route back to the container's

@@ -21,7 +21,8 @@ type Bridge struct {
 }
 
 // Port is one published port: traffic to HostIP:HostPort (any local
-// address of IP's family when HostIP is the zero value) goes to IP:Port.
+// address of IP's family but ::1 when HostIP is the zero value) goes to
+// IP:Port.
 type Port struct {
 	Proto    string // "tcp", "udp" or "sctp"
 	HostIP   netip.Addr
@@ -35,6 +36,11 @@ type Port struct {
 type Ruleset struct {
 	Bridges []Bridge
 	Ports   []Port
+	// IsolateForwarding6 drops IPv6 forwarded between interfaces none of
+	// which is one of Bridges: for a host on which berth turned IPv6
+	// forwarding on, which then routes only what it routed before plus
+	// the bridges' traffic.
+	IsolateForwarding6 bool
 }
 
 // ipsDstNAT is IPS_DST_NAT of the conntrack status bits
@@ -84,6 +90,13 @@ func Apply(table string, rs Ruleset) error {
 			rule(fwd, ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, b.Name), ifname(unix.NFT_META_IIFNAME, expr.CmpOpNeq, b.Name), verdict(expr.VerdictDrop))
 		}
 	}
+	if rs.IsolateForwarding6 {
+		var match []expr.Any
+		for _, b := range rs.Bridges {
+			match = slices.Concat(match, ifname(unix.NFT_META_IIFNAME, expr.CmpOpNeq, b.Name), ifname(unix.NFT_META_OIFNAME, expr.CmpOpNeq, b.Name))
+		}
+		rule(fwd, nfproto(unix.NFPROTO_IPV6), match, verdict(expr.VerdictDrop))
+	}
 	rule(fwd, ctDNAT(), verdict(expr.VerdictAccept))
 	// Between two ports of one bridge the kernel bridges, and the forward
 	// hook sees it only with br_netfilter's bridge-nf-call-iptables=1
@@ -111,7 +124,10 @@ func Apply(table string, rs Ruleset) error {
 		} else if p.IP.Is4() {
 			dst = slices.Concat(nfproto(unix.NFPROTO_IPV4), fibLocal())
 		} else {
-			dst = slices.Concat(nfproto(unix.NFPROTO_IPV6), fibLocal())
+			// not ::1, which the engine's proxy serves: a reply de-NATed
+			// to ::1 would arrive on the bridge, and IPv6 drops a
+			// loopback destination on any other device (RFC 4291 2.5.3)
+			dst = slices.Concat(nfproto(unix.NFPROTO_IPV6), fibLocal(), notAddr(24, netip.IPv6Loopback()))
 		}
 		match := slices.Concat(dst, l4(proto), dport(p.HostPort))
 		rule(pre, match, dnat(p.IP, p.Port))
@@ -228,6 +244,16 @@ func subnetMatch(p netip.Prefix, dst bool) []expr.Any {
 		off = 24
 	}
 	return slices.Concat(nfproto(unix.NFPROTO_IPV6), addrMatch(off, p))
+}
+
+// notAddr matches packets whose address at offset of the network header
+// is not a.
+func notAddr(offset uint32, a netip.Addr) []expr.Any {
+	b := a.AsSlice()
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: uint32(len(b))},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: b},
+	}
 }
 
 func fibLocal() []expr.Any {

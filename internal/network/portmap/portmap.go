@@ -6,14 +6,18 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"golang.org/x/sys/unix"
 )
 
 // Binding publishes ContainerPort/Proto on HostIP:HostPort. HostIP's zero
-// value means every address; HostPort 0 means an ephemeral port; a
-// HostPortEnd above HostPort means any free port of HostPort..HostPortEnd.
+// value means every address (of each family the container has: the
+// caller decides; Reserve takes it as 0.0.0.0), 0.0.0.0 every IPv4
+// address and :: every IPv6 one, as in docker's -p; HostPort 0 means an
+// ephemeral port; a HostPortEnd above HostPort means any free port of
+// HostPort..HostPortEnd.
 type Binding struct {
 	HostIP        netip.Addr `json:",omitzero"`
 	HostPort      uint16
@@ -76,9 +80,7 @@ func Parse(spec string) ([]Binding, error) {
 		if err != nil {
 			return nil, invalid(spec, "bad host IP")
 		}
-		if !a.IsUnspecified() {
-			hostIP = a.Unmap()
-		}
+		hostIP = a.Unmap()
 	}
 	cLo, cHi, err := portRange(ctrPart)
 	if err != nil || cLo == 0 {
@@ -127,10 +129,15 @@ func portRange(s string) (lo, hi uint16, err error) {
 	return uint16(l), uint16(h), nil
 }
 
-// Reservation holds the sockets that keep host ports for one container.
+// Reservation holds the sockets that keep host ports for one container,
+// and the proxies serving some of them (Proxy). It is safe for
+// concurrent use: mu guards fds and proxies.
 type Reservation struct {
 	Bindings []Binding // as reserved: HostPort is the real port
-	fds      []int
+
+	mu      sync.Mutex
+	fds     []int
+	proxies []*proxy
 }
 
 // Reserve binds a socket for each binding, all or nothing. A port in use
@@ -179,15 +186,24 @@ func reserveOne(b Binding) (Binding, int, error) {
 	if !ip.IsValid() {
 		ip = netip.IPv4Unspecified()
 	}
-	family := unix.AF_INET
-	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(b.HostPort), Addr: ip.As4()}
-	if ip.Is6() {
-		family = unix.AF_INET6
-		sa = &unix.SockaddrInet6{Port: int(b.HostPort), Addr: ip.As16()}
+	family := unix.AF_INET6
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: int(b.HostPort), Addr: ip.As16()}
+	if ip.Is4() {
+		family = unix.AF_INET
+		sa = &unix.SockaddrInet4{Port: int(b.HostPort), Addr: ip.As4()}
 	}
 	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
 		return b, -1, fmt.Errorf("socket for host port %d/%s: %w", b.HostPort, b.Proto, err)
+	}
+	if family == unix.AF_INET6 {
+		// [::]:port is IPv6 only, as docker's: without it the socket
+		// would take the IPv4 port too (net.ipv6.bindv6only is 0 by
+		// default), which the 0.0.0.0 binding beside it holds.
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			unix.Close(fd)
+			return b, -1, fmt.Errorf("host port %d/%s: IPV6_V6ONLY: %w", b.HostPort, b.Proto, err)
+		}
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)
@@ -217,11 +233,18 @@ func reserveOne(b Binding) (Binding, int, error) {
 	return b, fd, nil
 }
 
-// Close releases the ports. It is safe on nil and twice.
+// Close stops the proxies and releases the ports. It is safe on nil and
+// twice.
 func (r *Reservation) Close() {
 	if r == nil {
 		return
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.proxies {
+		p.close()
+	}
+	r.proxies = nil
 	for _, fd := range r.fds {
 		unix.Close(fd)
 	}
