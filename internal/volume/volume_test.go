@@ -309,3 +309,53 @@ func TestSize(t *testing.T) {
 		t.Fatalf("size %d %v", n, err)
 	}
 }
+
+func TestBadMountOptionsLeaveNothing(t *testing.T) {
+	testutil.RequireRoot(t)
+	s := openStore(t)
+	removeAll(t, s)
+	for _, tc := range []struct {
+		name string
+		opts map[string]string
+	}{
+		{"bad tmpfs size", map[string]string{"type": "tmpfs", "device": "tmpfs", "o": "size=lots"}},
+		{"unknown tmpfs option", map[string]string{"type": "tmpfs", "device": "tmpfs", "o": "colour=red"}},
+		{"bind of a file", map[string]string{"type": "none", "device": "/etc/hostname", "o": "bind"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := s.Create(context.Background(), CreateOptions{Name: "bad", Options: tc.opts})
+			if !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Fatalf("got %v", err)
+			}
+			if ents, _ := os.ReadDir(s.dir); len(ents) != 0 {
+				t.Fatalf("a refused create left %v", ents)
+			}
+		})
+	}
+	// A read-only bind is read-only.
+	v, _, err := s.Create(context.Background(), CreateOptions{Name: "robind", Options: map[string]string{"type": "none", "device": t.TempDir(), "o": "bind,ro"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(v.Mountpoint, "x"), nil, 0o644); !errors.Is(err, unix.EROFS) {
+		t.Fatalf("write to a read-only bind volume: %v", err)
+	}
+}
+
+// BenchmarkCreateRemove is one named volume made and removed: the cost
+// docker volume create and rm add to the API round trip.
+func BenchmarkCreateRemove(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "volumes"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		if _, _, err := s.Create(ctx, CreateOptions{Name: "bench", Labels: map[string]string{"a": "b"}}); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Remove("bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
