@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	evtypes "github.com/moby/moby/api/types/events"
@@ -143,6 +144,10 @@ func (e *Engine) VolumesPrune(ctx context.Context, f Filters) (volumetypes.Prune
 	if err := f.check("label", "label!", "all"); err != nil {
 		return rep, err
 	}
+	if _, running := volumePrunes.LoadOrStore(e, true); running {
+		return rep, fmt.Errorf("a prune operation is already running: %w", errdefs.ErrConflict)
+	}
+	defer volumePrunes.Delete(e)
 	all, _, err := f.bool("all")
 	if err != nil {
 		return rep, err
@@ -183,6 +188,11 @@ func (e *Engine) VolumesPrune(ctx context.Context, f Filters) (volumetypes.Prune
 	e.Emit(ctx, evtypes.VolumeEventType, evtypes.ActionPrune, "", map[string]string{"reclaimed": itoa(int64(rep.SpaceReclaimed))})
 	return rep, nil
 }
+
+// volumePrunes holds the engines whose volume prune runs now: one at a
+// time, as docker's (a second gets its conflict). A package map, as
+// engineCtrs is, for the Engine's fields are not this file's.
+var volumePrunes sync.Map // *Engine → true
 
 // volumesDiskUsage is system df's volume part: each volume without mount
 // options (docker leaves those out: their space is not this host's disk)
