@@ -121,25 +121,44 @@ func (s *Store) remount(v Volume) error {
 }
 
 // isMountPoint says whether p is the root of a mount (statx's
-// STATX_ATTR_MOUNT_ROOT, Linux 5.8). A bind of a directory of the same
-// filesystem has the same device number, so comparing with the parent
-// would not tell.
+// STATX_ATTR_MOUNT_ROOT, Linux 5.8; /proc/self/mountinfo before). A bind
+// of a directory of the same filesystem has the same device number, so
+// comparing with the parent would not tell.
 func isMountPoint(p string) bool {
 	var st unix.Statx_t
 	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, 0, &st); err != nil {
 		return false
 	}
-	return st.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && st.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+	if st.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+		return st.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(b)) {
+		// Field 5 is the mount point, with space, tab, newline and
+		// backslash escaped in octal (proc(5)).
+		if f := strings.Fields(line); len(f) > 4 && unescapeMountinfo(f[4]) == p {
+			return true
+		}
+	}
+	return false
 }
 
-// unmountAll unmounts everything stacked on p and checks nothing is left,
-// so a RemoveAll that follows cannot reach into a mounted filesystem.
+func unescapeMountinfo(s string) string {
+	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+	return r.Replace(s)
+}
+
+// unmountAll unmounts everything stacked on p, so a RemoveAll that
+// follows cannot reach into a mounted filesystem. A p that is no mount
+// point needs nothing (and no privilege).
 func unmountAll(p string) error {
-	if err := mount.UnmountAll(p); err != nil {
-		return err
-	}
-	if isMountPoint(p) {
-		return fmt.Errorf("unmount %s: still a mount point: %w", p, errdefs.ErrConflict)
+	for isMountPoint(p) {
+		if err := mount.Unmount(p); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -64,6 +64,10 @@ type Store struct {
 // mounted again; one that cannot be is logged and tried again on its
 // next use.
 func Open(dir string) (*Store, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open volume store: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o701); err != nil {
 		return nil, fmt.Errorf("open volume store: %w", err)
 	}

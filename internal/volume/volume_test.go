@@ -359,3 +359,16 @@ func BenchmarkCreateRemove(b *testing.B) {
 		}
 	}
 }
+
+func TestUnescapeMountinfo(t *testing.T) {
+	for in, want := range map[string]string{
+		`/var/lib/berth/volumes/a/_data`: "/var/lib/berth/volumes/a/_data",
+		`/tmp/with\040space`:             "/tmp/with space",
+		`/tmp/tab\011and\012newline`:     "/tmp/tab\tand\nnewline",
+		`/tmp/back\134slash`:             `/tmp/back\slash`,
+	} {
+		if got := unescapeMountinfo(in); got != want {
+			t.Errorf("%q: got %q, want %q", in, got, want)
+		}
+	}
+}
