@@ -48,8 +48,23 @@ func (e *Engine) ContainerAttach(ctx context.Context, ref string, opts Container
 		return fmt.Errorf("attach %s: no streams: %w", r.ID, errdefs.ErrInvalidArgument)
 	}
 	tty := r.Config.Tty
+	// A container that is not running is attached as its next run begins.
+	// That hook goes in before the streams are handed over: the client
+	// takes the hijack's answer as "attached" and may start the container
+	// at once (docker run does), and a run that began before the hook was
+	// there would be over, its output gone, before this attach could see it.
+	var running procHandle
+	var next *nextAttach
+	if opts.Stream {
+		if h := e.procOf(r.ID); h != nil && ct.Snapshot().State.IsRunning() {
+			running = h
+		} else {
+			next = e.attachAtNextStart(ctx, c, r.ID)
+		}
+	}
 	st, err := opts.Streams(tty)
 	if err != nil {
+		next.abandon()
 		return err
 	}
 	stdout, stderr := st.Stdout, st.Stderr
@@ -64,6 +79,7 @@ func (e *Engine) ContainerAttach(ctx context.Context, ref string, opts Container
 	}
 	if opts.Logs {
 		if err := e.replayLogs(ctx, ref, stdout, stderr); err != nil {
+			next.abandon()
 			return err
 		}
 	}
@@ -78,12 +94,12 @@ func (e *Engine) ContainerAttach(ctx context.Context, ref string, opts Container
 		ao.Stdin = st.Stdin
 	}
 	var result <-chan error
-	if h := e.procOf(r.ID); h != nil && ct.Snapshot().State.IsRunning() {
+	if running != nil {
 		ch := make(chan error, 1)
-		go func() { ch <- h.Attach(ctx, ao) }()
+		go func() { ch <- running.Attach(ctx, ao) }()
 		result = ch
 	} else {
-		result = e.attachAtNextStart(ctx, c, r.ID, ao)
+		result = next.attach(ao)
 	}
 	select {
 	case err = <-result:
@@ -102,28 +118,58 @@ func (e *Engine) ContainerAttach(ctx context.Context, ref string, opts Container
 }
 
 // attachWait bounds how long a start waits for an attach to register
-// with the new monitor.
+// with the new monitor, and for the client's streams to be ready.
 const attachWait = 5 * time.Second
 
-// attachAtNextStart attaches ao when the container's next run exists and
-// before its process starts; the channel yields the attach's end.
-func (e *Engine) attachAtNextStart(ctx context.Context, c *ctrs, id string, ao monitor.AttachOptions) <-chan error {
-	ch := make(chan error, 1)
+// nextAttach is an attach waiting for the container's next run: the hook
+// is in place before the attach has its streams (see ContainerAttach).
+type nextAttach struct {
+	opts   chan monitor.AttachOptions // gets the attach's options, once
+	gone   chan struct{}              // closed: the attach was abandoned
+	result chan error
+}
+
+// attachAtNextStart registers an attach with the container's next run,
+// made when that run exists and before its process starts. The attach's
+// streams follow with attach (or abandon).
+func (e *Engine) attachAtNextStart(ctx context.Context, c *ctrs, id string) *nextAttach {
+	n := &nextAttach{opts: make(chan monitor.AttachOptions, 1), gone: make(chan struct{}), result: make(chan error, 1)}
 	c.OnNextStart(id, func(h procHandle) error {
 		if ctx.Err() != nil {
 			return nil // the client went before the start
 		}
+		var o monitor.AttachOptions
+		select {
+		case o = <-n.opts:
+		case <-n.gone:
+			return nil
+		case <-time.After(attachWait):
+			return nil
+		}
 		ready := make(chan struct{})
-		o := ao
 		o.Attached = func() { close(ready) }
-		go func() { ch <- h.Attach(ctx, o) }()
+		go func() { n.result <- h.Attach(ctx, o) }()
 		select {
 		case <-ready:
 		case <-time.After(attachWait):
 		}
 		return nil
 	})
-	return ch
+	return n
+}
+
+// attach gives the waiting attach its options; the channel yields the
+// attach's end.
+func (n *nextAttach) attach(o monitor.AttachOptions) <-chan error {
+	n.opts <- o
+	return n.result
+}
+
+// abandon withdraws an attach that will not happen; nil does nothing.
+func (n *nextAttach) abandon() {
+	if n != nil {
+		close(n.gone)
+	}
 }
 
 // replayLogs writes the container's log so far to the streams.

@@ -91,13 +91,9 @@ func (e *Engine) removeLocked(ctx context.Context, c *ctrs, ct *container.Contai
 	if err := e.networkDown(ctx, r.ID); err != nil {
 		return fmt.Errorf("remove %s: %w", r.ID, err)
 	}
-	if rc, err := c.rt.Load(ctx, r.ID); err == nil {
-		// The monitor deletes the runtime's state when the container
-		// ends; what is left belongs to a monitor that died first.
-		if err := rc.Delete(ctx, true); err != nil {
-			log.From(ctx).Warn("remove: runtime state", log.KeyContainer, r.ID, log.KeyErr, err)
-		}
-	}
+	// The exit's handling deletes the runtime's state; what is left
+	// belongs to a monitor (or daemon) that died first.
+	e.deleteRuntime(ctx, c, r.ID)
 	if err := e.snaps.Remove(ctx, r.SnapshotKey); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return fmt.Errorf("remove %s: %w", r.ID, err)
 	}

@@ -158,6 +158,9 @@ func (e *Engine) startLocked(ctx context.Context, c *ctrs, ct *container.Contain
 		LogPath: r.LogPath, LogMaxSize: maxSize, LogMaxFiles: maxFiles,
 		Tty: r.Config.Tty, OpenStdin: r.Config.OpenStdin, StdinOnce: r.Config.StdinOnce,
 		ConsoleSize: r.HostConfig.ConsoleSize,
+		// handleExit deletes the runtime's state in-process: the exit is
+		// known a process start sooner than if the monitor did it.
+		CallerDeletes: true,
 	}
 	if hooks := c.takeStartHooks(r.ID); len(hooks) > 0 {
 		mc.Created = func(h *monitor.Handle) error {
@@ -192,7 +195,7 @@ func (e *Engine) follow(c *ctrs, ct *container.Container, h procHandle, gen int)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		ex, err := h.Wait(c.bg)
+		ex, err := h.WaitOwned(c.bg)
 		if c.bg.Err() != nil {
 			return // the daemon is stopping; the container runs on
 		}
@@ -231,6 +234,9 @@ func (e *Engine) handleExit(ctx context.Context, c *ctrs, ct *container.Containe
 		l.proc = nil
 	}
 	r := ct.R()
+	// The monitor left the runtime's state to us (CallerDeletes): it goes
+	// before the rootfs is unmounted and before a restart reuses the id.
+	e.deleteRuntime(ctx, c, r.ID)
 	if l.mounted != "" {
 		if err := unmountRootfs(l.mounted); err != nil {
 			log.From(ctx).Warn("exit: unmount rootfs", log.KeyContainer, r.ID, log.KeyErr, err)
@@ -281,6 +287,23 @@ func (e *Engine) handleExit(ctx context.Context, c *ctrs, ct *container.Containe
 			}
 			ct.Unlock()
 		}
+	}
+}
+
+// deleteRuntime kills whatever outlived the container's init (without a
+// pid namespace of its own) and deletes the runtime's cgroup and state.
+// A container whose state is gone already is no error.
+func (e *Engine) deleteRuntime(ctx context.Context, c *ctrs, id string) {
+	rc, err := c.rt.Load(ctx, id)
+	if err != nil {
+		if !errors.Is(err, errdefs.ErrNotFound) {
+			log.From(ctx).Warn("runtime state: load; its cgroup and state may stay", log.KeyContainer, id, log.KeyErr, err)
+		}
+		return
+	}
+	_ = rc.Kill(ctx, unix.SIGKILL, true)
+	if err := rc.Delete(ctx, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		log.From(ctx).Warn("runtime state: delete; its cgroup and state may stay", log.KeyContainer, id, log.KeyErr, err)
 	}
 }
 

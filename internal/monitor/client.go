@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -35,6 +36,14 @@ type Config struct {
 	OpenStdin   bool    `json:"openStdin"`
 	StdinOnce   bool    `json:"stdinOnce"`
 	ConsoleSize [2]uint `json:"consoleSize"` // height, width; zero: the spec's
+
+	// CallerDeletes says the caller follows the container with
+	// Handle.WaitOwned and deletes the runtime's state itself when it
+	// ends (runtime Container Kill(SIGKILL, all) and Delete): the monitor
+	// then answers at the exit without deleting, which spares a process
+	// start per exit. Start registers the wait before the process runs, so
+	// even a container that exits at once is answered that way.
+	CallerDeletes bool `json:"-"`
 
 	// Created, if set, is called once the container exists and before its
 	// process runs, with the container's Handle: attach there to miss none
@@ -133,6 +142,14 @@ func Start(ctx context.Context, cfg Config) (*Handle, error) {
 			return nil, err // the monitor reads EOF and removes the container
 		}
 	}
+	if cfg.CallerDeletes {
+		c, r, err := dial(cfg.StateDir, request{Op: "wait", Owner: true})
+		if err != nil {
+			return nil, err // the monitor reads EOF and removes the container
+		}
+		h.owned = &ownedWait{c: c, r: r}
+		undo.Push(func() { c.Close() })
+	}
 	if err := sendSync(parent, syncMsg{Start: true}); err != nil {
 		return nil, monitorGone(cfg, err, ctx)
 	}
@@ -143,6 +160,7 @@ func Start(ctx context.Context, cfg Config) (*Handle, error) {
 	if m.Error != "" {
 		<-exited
 		undo.Disarm()
+		h.Close()
 		return nil, fromKind(fmt.Sprintf("start container %s: %s", cfg.ID, m.Error), m.Kind)
 	}
 	undo.Disarm()
@@ -221,13 +239,23 @@ func dialInfo(stateDir string) (reply, error) {
 	return rep, nil
 }
 
-// Handle is the daemon's side of one monitor. It holds no connection of
-// its own, so it is safe for concurrent use and costs nothing to keep.
+// Handle is the daemon's side of one monitor. It is safe for concurrent
+// use. It holds no connection of its own, except the owning wait Start
+// registers with CallerDeletes, which WaitOwned (or Close) ends.
 type Handle struct {
 	stateDir string
 	pid      int
 	tty      bool
 	self     int // the monitor's pid
+
+	mu    sync.Mutex
+	owned *ownedWait // registered by Start; taken by WaitOwned
+}
+
+// ownedWait is a wait request with the owner flag, already sent.
+type ownedWait struct {
+	c *net.UnixConn
+	r *bufio.Reader
 }
 
 // MonitorPid is the monitor process's pid.
@@ -244,14 +272,41 @@ func (h *Handle) StateDir() string { return h.stateDir }
 
 // Wait blocks until the container exits and returns how; any number of
 // callers may wait. If the monitor is gone, the status it left is read.
+// The answer comes once the monitor has deleted the runtime's state,
+// unless an owner (WaitOwned) took that over.
 func (h *Handle) Wait(ctx context.Context) (Exit, error) {
-	c, r, err := dial(h.stateDir, request{Op: "wait"})
+	return h.wait(ctx, false)
+}
+
+// WaitOwned is Wait for the one who deletes the container's runtime state
+// when it ends (see Config.CallerDeletes): the monitor answers as soon as
+// the exit is known and leaves the runtime's state (its directory, the
+// cgroup, any process that escaped the init) to the caller, who must
+// delete it whatever WaitOwned returns (it may have been deleted already).
+// Only one caller should own a run.
+func (h *Handle) WaitOwned(ctx context.Context) (Exit, error) {
+	h.mu.Lock()
+	o := h.owned
+	h.owned = nil
+	h.mu.Unlock()
+	if o == nil {
+		return h.wait(ctx, true)
+	}
+	return h.readWait(ctx, o.c, o.r)
+}
+
+func (h *Handle) wait(ctx context.Context, owner bool) (Exit, error) {
+	c, r, err := dial(h.stateDir, request{Op: "wait", Owner: owner})
 	if err != nil {
 		if errors.Is(err, errdefs.ErrNotFound) {
 			return ReadExit(h.stateDir)
 		}
 		return Exit{}, err
 	}
+	return h.readWait(ctx, c, r)
+}
+
+func (h *Handle) readWait(ctx context.Context, c *net.UnixConn, r *bufio.Reader) (Exit, error) {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
@@ -283,8 +338,18 @@ func (h *Handle) Resize(ctx context.Context, height, width uint) error {
 	return nil
 }
 
-// Close releases the handle (it holds nothing; present for the contract).
-func (h *Handle) Close() error { return nil }
+// Close releases the handle: an owning wait not taken by WaitOwned is
+// withdrawn, and the monitor deletes the runtime's state itself.
+func (h *Handle) Close() error {
+	h.mu.Lock()
+	o := h.owned
+	h.owned = nil
+	h.mu.Unlock()
+	if o != nil {
+		return o.c.Close()
+	}
+	return nil
+}
 
 // AttachOptions say which streams to connect.
 type AttachOptions struct {

@@ -29,6 +29,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -46,12 +47,13 @@ enum { C_FREE, C_REQ, C_ATTACH, C_WAIT };
 struct conn {
 	int fd, state;
 	int out, err, in;
+	int owner; // a wait that takes the runtime's delete over (Handle.WaitOwned)
 	char req[1024];
 	size_t reqlen;
 };
 
 static struct {
-	const char *state, *id, *logpath, *oomfile;
+	const char *state, *id, *logpath, *oomfile, *fifo;
 	int initpid, sync, listen, outfd, errfd, infd, master, tty, once;
 	long long logmax;
 	int logfiles;
@@ -325,6 +327,28 @@ static void conn_close(struct conn *c) {
 	c->state = C_FREE;
 }
 
+// conn_slot is a free connection slot, or NULL.
+static struct conn *conn_slot(void) {
+	for (int i = 0; i < MAXCONN; i++)
+		if (H.c[i].state == C_FREE)
+			return &H.c[i];
+	return NULL;
+}
+
+// accept_conn takes one connection from the listener (dropped when every
+// slot is taken); -1 when none is waiting.
+static int accept_conn(void) {
+	int fd = accept4(H.listen, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct conn *c = conn_slot();
+	if (!c)
+		close(fd);
+	else
+		*c = (struct conn){.fd = fd, .state = C_REQ};
+	return 0;
+}
+
 static void reply(struct conn *c, const char *s) { (void)writeall(c->fd, s, strlen(s)); }
 
 static void close_stdin(void) {
@@ -375,8 +399,10 @@ static void handle_request(struct conn *c) {
 		if (H.answered) {
 			reply(c, H.exitjson);
 			conn_close(c);
-		} else
+		} else {
 			c->state = C_WAIT;
+			c->owner = has(req, "\"owner\":true");
+		}
 	} else if (has(req, "\"op\":\"resize\"")) {
 		if (H.master >= 0) {
 			struct winsize ws = {.ws_row = (unsigned short)num(req, "\"h\":"), .ws_col = (unsigned short)num(req, "\"w\":")};
@@ -556,6 +582,65 @@ static int helper(const char *op, char *out, size_t outn) {
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+// ---- the start ----
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+// start_init lets the created init run, as the runtime's Start does
+// (internal/runtime, releaseInit): the init waits in open(2) of the exec
+// fifo for writing until a reader opens it, then writes one byte and execs
+// the container's process. Doing this here instead of in a Go helper
+// spares a process start (a few milliseconds) per container start. The
+// open does not block, so an init that died first cannot hang us; a pidfd
+// tells such an init from a slow one. The byte may still be there after
+// the init exited (true can run and exit before we read). Removing the
+// fifo is what the runtime reads as "started" (Container.Status). res
+// gets the answer for the daemon.
+static int start_init(char *res, size_t n) {
+	int fd = open(H.fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(res, n, "{\"error\":\"start container %s: open exec fifo: %s\"}", H.id, strerror(errno));
+		return -1;
+	}
+	int pidfd = (int)syscall(SYS_pidfd_open, H.initpid, 0);
+	int ok = 0;
+	for (;;) {
+		struct pollfd pf[2] = {{.fd = fd, .events = POLLIN}, {.fd = pidfd, .events = POLLIN}};
+		int r = poll(pf, pidfd >= 0 ? 2 : 1, -1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			break;
+		char b;
+		if (pf[0].revents & POLLIN) {
+			ssize_t got = read(fd, &b, 1);
+			if (got == 1) {
+				ok = 1;
+				break;
+			}
+			if (got == 0 || (errno != EAGAIN && errno != EINTR))
+				break; // the init closed the fifo without the byte
+		} else if (pf[0].revents & (POLLHUP | POLLERR))
+			break;
+		if (pidfd >= 0 && pf[1].revents) {
+			ok = read(fd, &b, 1) == 1;
+			break;
+		}
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	close(fd);
+	if (!ok) {
+		snprintf(res, n, "{\"error\":\"start container %s: init exited before start\"}", H.id);
+		return -1;
+	}
+	unlink(H.fifo);
+	snprintf(res, n, "{\"running\":true}");
+	return 0;
+}
+
 // ---- the exit ----
 
 static int oom_killed(void) {
@@ -622,6 +707,29 @@ static void sync_send(const char *s) {
 		(void)send(H.sync, s, strlen(s), MSG_NOSIGNAL);
 }
 
+// drain_requests takes the connections and request lines that arrived
+// but were not served when the loop ended, without waiting for more.
+static void drain_requests(void) {
+	fcntl(H.listen, F_SETFL, fcntl(H.listen, F_GETFL) | O_NONBLOCK);
+	while (accept_conn() == 0)
+		;
+	for (int i = 0; i < MAXCONN; i++) {
+		struct conn *c = &H.c[i];
+		if (c->state != C_REQ)
+			continue;
+		ssize_t n = recv(c->fd, c->req + c->reqlen, sizeof c->req - 1 - c->reqlen, MSG_DONTWAIT);
+		if (n <= 0)
+			continue;
+		c->reqlen += (size_t)n;
+		c->req[c->reqlen] = 0;
+		char *nl = strchr(c->req, '\n');
+		if (nl) {
+			*nl = 0;
+			handle_request(c);
+		}
+	}
+}
+
 // ---- the loop ----
 
 static void holder_main(void) {
@@ -631,6 +739,9 @@ static void holder_main(void) {
 	if (H.logpath && !*H.logpath)
 		H.logpath = NULL;
 	H.oomfile = getenv("_BH_OOM");
+	H.fifo = getenv("_BH_FIFO");
+	if (H.fifo && !*H.fifo)
+		H.fifo = NULL;
 	H.initpid = envint("_BH_PID", -1);
 	H.sync = envint("_BH_SYNC", -1);
 	H.listen = envint("_BH_LISTEN", -1);
@@ -728,20 +839,7 @@ static void holder_main(void) {
 					;
 				reap();
 			} else if (id == -2) {
-				int fd = accept4(H.listen, NULL, NULL, SOCK_CLOEXEC);
-				if (fd < 0)
-					continue;
-				int slot = -1;
-				for (int i = 0; i < MAXCONN; i++)
-					if (H.c[i].state == C_FREE) {
-						slot = i;
-						break;
-					}
-				if (slot < 0) {
-					close(fd);
-					continue;
-				}
-				H.c[slot] = (struct conn){.fd = fd, .state = C_REQ};
+				accept_conn();
 			} else if (id == -3) {
 				char m[512];
 				ssize_t got = recv(H.sync, m, sizeof m - 1, 0);
@@ -751,7 +849,9 @@ static void holder_main(void) {
 					_exit(1);
 				}
 				char res[4096];
-				int st = helper("start", res, sizeof res);
+				// Without the fifo's path (poststart hooks to run), the
+				// runtime's Start in a Go helper.
+				int st = H.fifo ? start_init(res, sizeof res) : helper("start", res, sizeof res);
 				if (st != 0 || !strstr(res, "\"running\":true")) {
 					if (!strstr(res, "\"error\""))
 						snprintf(res, sizeof res, "{\"error\":\"start helper exited %d\"}", st);
@@ -786,7 +886,8 @@ static void holder_main(void) {
 						H.master = -1;
 					outs_open--;
 				}
-			} else {
+			} else if (H.c[id].state != C_FREE) {
+				// (a slot closed earlier in this round is skipped)
 				conn_readable(&H.c[id]);
 			}
 			r--;
@@ -797,15 +898,25 @@ static void holder_main(void) {
 	clock_gettime(CLOCK_REALTIME, &now);
 	log_flush(&now);
 	write_exit();
+	// A wait that came while the output drained is answered, not dropped.
+	drain_requests();
 	// The attaches end with the output.
-	for (int i = 0; i < MAXCONN; i++)
+	int owned = 0;
+	for (int i = 0; i < MAXCONN; i++) {
 		if (H.c[i].state == C_ATTACH || H.c[i].state == C_REQ)
 			conn_close(&H.c[i]);
+		if (H.c[i].state == C_WAIT && H.c[i].owner)
+			owned = 1;
+	}
 	close_stdin();
-	// Leftovers killed, cgroup and runtime state removed; then the socket
-	// goes and the waiters hear, so the id is free when Wait returns.
-	helper("delete", NULL, 0);
-	reap();
+	// Leftovers killed, cgroup and runtime state removed, unless a waiter
+	// took that over (the daemon does it in-process, and hears of the
+	// exit a process start sooner). Then the socket goes and the waiters
+	// hear, so the id is free for a new run when Wait returns.
+	if (!owned) {
+		helper("delete", NULL, 0);
+		reap();
+	}
 	close(H.listen);
 	char sock[4200];
 	snprintf(sock, sizeof sock, "%s/m.sock", H.state);

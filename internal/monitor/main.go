@@ -66,10 +66,17 @@ type mon struct {
 
 	mu        sync.Mutex // guards attachers, waiters, exit, stdin
 	attachers map[*attacher]struct{}
-	waiters   []net.Conn
+	waiters   []waiter
 	exit      *Exit
 	answered  bool          // waiters were told: the container is gone
 	outDone   chan struct{} // closed when every output stream ended
+}
+
+// waiter is a wait request; an owner takes the runtime's delete over
+// (Handle.WaitOwned).
+type waiter struct {
+	conn  net.Conn
+	owner bool
 }
 
 type attacher struct {
@@ -284,17 +291,20 @@ func run(dir string, syncf *os.File) (retErr error) {
 	}
 	m.endAttaches(ex)
 
-	// Whatever outlived the init (no pid namespace) goes with it, so the
-	// cgroup can be removed; then the runtime's state.
-	_ = c.Kill(ctx, unix.SIGKILL, true)
-	select {
-	case <-reaped:
-	case <-time.After(5 * time.Second):
-	}
 	for _, f := range outputs {
 		f.Close()
 	}
-	err = c.Delete(ctx, true)
+	// Whatever outlived the init (no pid namespace) goes with it, so the
+	// cgroup can be removed; then the runtime's state. Unless a waiter
+	// took that over (as holder.c).
+	if !m.owned() {
+		_ = c.Kill(ctx, unix.SIGKILL, true)
+		select {
+		case <-reaped:
+		case <-time.After(5 * time.Second):
+		}
+		err = c.Delete(ctx, true)
+	}
 	// Waiters hear of the exit only now, with the socket gone and the
 	// runtime's state deleted: a start of the same container right after
 	// Wait returns (a restart policy, docker start) finds the id free.
@@ -443,6 +453,29 @@ func (m *mon) broadcast(stream string, p []byte) {
 	}
 }
 
+// owned says whether a waiter took the runtime's delete over.
+func (m *mon) owned() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, w := range m.waiters {
+		if w.owner {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *mon) dropWaiter(c net.Conn) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, w := range m.waiters {
+		if w.conn == c {
+			m.waiters = append(m.waiters[:i], m.waiters[i+1:]...)
+			return
+		}
+	}
+}
+
 // answerWaiters tells every waiter how the container ended.
 func (m *mon) answerWaiters() {
 	m.mu.Lock()
@@ -450,8 +483,8 @@ func (m *mon) answerWaiters() {
 	b, _ := json.Marshal(reply{Exit: m.exit})
 	b = append(b, '\n')
 	for _, w := range m.waiters {
-		_, _ = w.Write(b)
-		w.Close()
+		_, _ = w.conn.Write(b)
+		w.conn.Close()
 	}
 	m.waiters = nil
 	m.answered = true
@@ -509,8 +542,14 @@ func (m *mon) handle(c *net.UnixConn) {
 			c.Close()
 			return
 		}
-		m.waiters = append(m.waiters, c)
+		m.waiters = append(m.waiters, waiter{conn: c, owner: req.Owner})
 		m.mu.Unlock()
+		if req.Owner {
+			// An owner that goes (the daemon stopped) no longer deletes:
+			// notice, so the monitor does it again.
+			_, _ = io.Copy(io.Discard, r)
+			m.dropWaiter(c)
+		}
 	case "resize":
 		if m.master != nil {
 			if err := console.SetSize(m.master, uint16(req.Height), uint16(req.Width)); err != nil {
@@ -631,6 +670,11 @@ func handOver(m *mon, syncf *os.File, l *net.UnixListener, outputs []*os.File, c
 		return "0"
 	}
 	env = append(env, "_BH_TTY="+b(cfg.Tty), "_BH_ONCE="+b(cfg.StdinOnce))
+	if !m.c.HasPoststart() {
+		// The holder starts the init itself (no Go helper); only the
+		// runtime's Start runs poststart hooks.
+		env = append(env, "_BH_FIFO="+m.c.ExecFifo())
+	}
 	if cfg.Tty {
 		env = append(env, "_BH_MASTER="+strconv.Itoa(fd(m.master)))
 	} else {

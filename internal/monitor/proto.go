@@ -51,6 +51,7 @@ type request struct {
 	Stdin  bool   `json:"stdin,omitempty"`
 	Stdout bool   `json:"stdout,omitempty"`
 	Stderr bool   `json:"stderr,omitempty"`
+	Owner  bool   `json:"owner,omitempty"` // wait: the caller deletes the runtime's state
 }
 
 // reply is the monitor's answer line.

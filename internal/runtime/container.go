@@ -109,6 +109,17 @@ func (c *Container) CgroupPaths() map[string]string { return c.rec.Cgroups }
 // Created is when create ran.
 func (c *Container) Created() time.Time { return c.rec.Created }
 
+// ExecFifo is the fifo a created container's init waits on: opening it for
+// reading lets the init run, and the init writes one byte as it goes on to
+// exec. Start does that; a starter that cannot call Start (the monitor's C
+// holder) may do it itself and then remove the fifo, which Status reads as
+// running. Start is still needed for poststart hooks (HasPoststart).
+func (c *Container) ExecFifo() string { return filepath.Join(c.dir, "exec.fifo") }
+
+// HasPoststart says whether the spec has poststart hooks, which only
+// Start runs.
+func (c *Container) HasPoststart() bool { return c.rec.Poststart }
+
 // Create makes a container from a bundle and leaves it "created": its
 // init has set everything up and waits for Start.
 func (r *Runtime) Create(ctx context.Context, id string, opts CreateOptions) (_ *Container, retErr error) {
@@ -477,6 +488,12 @@ func (c *Container) Status() Status {
 	start, zombie, ok := procStart(c.rec.Pid)
 	if !ok || zombie || start != c.rec.PidStart {
 		return StatusStopped
+	}
+	if c.rec.Status == StatusCreated {
+		// Started by opening the fifo without Start (see ExecFifo).
+		if _, err := os.Lstat(c.ExecFifo()); errors.Is(err, fs.ErrNotExist) {
+			return StatusRunning
+		}
 	}
 	return c.rec.Status
 }
