@@ -133,6 +133,9 @@ func (e *Engine) ContainerCreate(ctx context.Context, opts ContainerCreateOption
 			}
 		}
 	}
+	if err := e.checkLinks(&host, name); err != nil {
+		return ContainerCreateResult{}, err
+	}
 	var undo cleanup.Stack
 	defer undo.Unwind()
 	dir := c.store.Dir(id)

@@ -9,10 +9,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,6 +149,30 @@ type ContainerNetwork struct {
 	// The files to bind-mount at /etc/hosts, /etc/hostname and
 	// /etc/resolv.conf (empty when NetnsPath is).
 	HostsPath, HostnamePath, ResolvConfPath string
+	// Env is what the container's links add to its environment.
+	Env []string
+}
+
+// detachedKey in a record's Endpoints says that the network of its mode
+// was disconnected (docker's container that is on no network, or only on
+// others, until connected to it again). A network name cannot start with
+// "/", so the key is no network's.
+const detachedKey = "/detached"
+
+// attachOrder lists the networks a container attaches to at start: the
+// network of its mode unless it was disconnected, then those it was
+// connected to or created with.
+func attachOrder(r *container.Record, primary string) []string {
+	var order []string
+	if _, detached := r.Endpoints[detachedKey]; !detached {
+		order = append(order, primary)
+	}
+	for name := range r.Endpoints {
+		if n, _ := bridgeMode(containertypes.NetworkMode(name)); name != detachedKey && n != primary {
+			order = append(order, name)
+		}
+	}
+	return order
 }
 
 // networkUp gives a container whose mode is a bridge network its
@@ -167,7 +194,16 @@ func (e *Engine) networkUp(ctx context.Context, r *container.Record, endpoints m
 	if err != nil {
 		return ContainerNetwork{}, err
 	}
-	path, err := m.NewNetns(ctx, r.ID)
+	order := attachOrder(r, primary)
+	links, linkEnv, err := e.startLinks(r, m, slices.Contains(order, bnet.DefaultNetwork))
+	if err != nil {
+		return ContainerNetwork{}, err
+	}
+	newNetns := m.NewNetns
+	if len(order) == 0 {
+		newNetns = m.NewNetnsAlone
+	}
+	path, err := newNetns(ctx, r.ID)
 	if err != nil {
 		return ContainerNetwork{}, err
 	}
@@ -178,7 +214,7 @@ func (e *Engine) networkUp(ctx context.Context, r *container.Record, endpoints m
 		}
 	}()
 	h := r.HostConfig
-	base := bnet.AttachOptions{ContainerID: r.ID, Name: r.Name, DNSSearch: h.DNSSearch, DNSOptions: h.DNSOptions}
+	base := bnet.AttachOptions{ContainerID: r.ID, Name: r.Name, DNSSearch: h.DNSSearch, DNSOptions: h.DNSOptions, Links: links}
 	if r.Config != nil {
 		base.Hostname, base.Domainname = r.Config.Hostname, r.Config.Domainname
 	}
@@ -194,13 +230,12 @@ func (e *Engine) networkUp(ctx context.Context, r *container.Record, endpoints m
 		}
 		base.ExtraHosts = append(base.ExtraHosts, x)
 	}
-	order := []string{primary}
-	for name := range endpoints {
-		if n, _ := bridgeMode(containertypes.NetworkMode(name)); n != primary {
-			order = append(order, name)
+	var res bnet.AttachResult
+	if len(order) == 0 {
+		if res, err = m.Files(ctx, base); err != nil {
+			return ContainerNetwork{}, err
 		}
 	}
-	var res bnet.AttachResult
 	for i, name := range order {
 		opts := base
 		opts.Network = name
@@ -208,7 +243,7 @@ func (e *Engine) networkUp(ctx context.Context, r *container.Record, endpoints m
 			opts.Ports = ports
 		}
 		es := endpoints[name]
-		if es == nil && i == 0 {
+		if es == nil && name == primary {
 			es = endpoints[string(r.HostConfig.NetworkMode)]
 		}
 		if es != nil {
@@ -230,7 +265,7 @@ func (e *Engine) networkUp(ctx context.Context, r *container.Record, endpoints m
 		}
 	}
 	ok = true
-	return ContainerNetwork{NetnsPath: path, HostsPath: res.HostsPath, HostnamePath: res.HostnamePath, ResolvConfPath: res.ResolvConfPath}, nil
+	return ContainerNetwork{NetnsPath: path, HostsPath: res.HostsPath, HostnamePath: res.HostnamePath, ResolvConfPath: res.ResolvConfPath, Env: linkEnv}, nil
 }
 
 // prepareNetwork is networkUp fitted to a built spec: the spec's network
@@ -244,6 +279,12 @@ func (e *Engine) prepareNetwork(ctx context.Context, r *container.Record, spec *
 		return func() {}, err
 	}
 	undo := func() { _ = e.networkDown(context.WithoutCancel(ctx), r.ID) }
+	if len(cn.Env) > 0 {
+		if spec.Process == nil {
+			spec.Process = &specs.Process{}
+		}
+		spec.Process.Env = addEnv(spec.Process.Env, cn.Env)
+	}
 	if spec.Linux == nil {
 		spec.Linux = &specs.Linux{}
 	}
@@ -648,7 +689,9 @@ func (e *Engine) NetworkConnect(ctx context.Context, netRef string, req networkt
 	if !ours {
 		return fmt.Errorf("container sharing network namespace with another container or host cannot be connected to any other network: %w", errdefs.ErrForbidden)
 	}
-	if _, dup := r.Endpoints[info.Name]; dup || primary == info.Name || primary == info.ID {
+	isPrimary := primary == info.Name || primary == info.ID
+	_, detached := r.Endpoints[detachedKey]
+	if _, dup := r.Endpoints[info.Name]; dup || isPrimary && !detached {
 		return fmt.Errorf("endpoint with name %s already exists in network %s: %w", r.Name, info.Name, errdefs.ErrConflict)
 	}
 	es := req.EndpointConfig
@@ -671,20 +714,29 @@ func (e *Engine) NetworkConnect(ctx context.Context, netRef string, req networkt
 		r.Endpoints = map[string]*networktypes.EndpointSettings{}
 	}
 	r.Endpoints[info.Name] = es
+	if isPrimary {
+		delete(r.Endpoints, detachedKey)
+	}
 	if err := ct.Save(); err != nil {
 		if r.State.IsRunning() {
 			_ = m.Detach(context.WithoutCancel(ctx), r.ID, info.ID)
 		}
 		delete(r.Endpoints, info.Name)
+		if isPrimary {
+			r.Endpoints[detachedKey] = &networktypes.EndpointSettings{}
+		}
 		return err
 	}
 	e.emitNetwork(ctx, evtypes.ActionConnect, info.ID, info.Name, r.ID)
 	return nil
 }
 
-// NetworkDisconnect is `network disconnect`: a running container is
-// detached at once, and the connection leaves its record. The network of
-// its network mode can be left only while it runs (until its next start).
+// NetworkDisconnect is `network disconnect`, running or not, from any of
+// the container's networks, as docker's: a running container is detached
+// at once, and the network leaves its record, so that later starts do
+// not attach it. Disconnected from the network of its mode too (which
+// stays its mode), a container starts on no network at all, with
+// loopback only, until connected again.
 func (e *Engine) NetworkDisconnect(ctx context.Context, netRef string, req networktypes.DisconnectRequest) error {
 	m, info, ct, err := e.connectTarget(netRef, req.Container)
 	if err != nil {
@@ -693,25 +745,31 @@ func (e *Engine) NetworkDisconnect(ctx context.Context, netRef string, req netwo
 	ct.Lock()
 	defer ct.Unlock()
 	r := ct.R()
-	primary, _ := bridgeMode(r.HostConfig.NetworkMode)
+	primary, ours := bridgeMode(r.HostConfig.NetworkMode)
+	isPrimary := ours && (primary == info.Name || primary == info.ID)
+	_, detached := r.Endpoints[detachedKey]
 	_, recorded := r.Endpoints[info.Name]
-	if r.State.IsRunning() {
-		if err := m.Detach(ctx, r.ID, info.ID); err != nil {
-			return err
-		}
-	} else if !recorded {
-		if primary == info.Name || primary == info.ID {
-			return fmt.Errorf("disconnect %s from %s: it is the container's network mode; change it with a new container: %w", r.Name, info.Name, errdefs.ErrNotImplemented)
-		}
+	if !recorded && !(isPrimary && !detached) {
 		return fmt.Errorf("container %s is not connected to network %s: %w", r.Name, info.Name, errdefs.ErrNotFound)
 	}
-	if recorded {
-		es := r.Endpoints[info.Name]
-		delete(r.Endpoints, info.Name)
-		if err := ct.Save(); err != nil {
-			r.Endpoints[info.Name] = es
+	if r.State.IsRunning() {
+		if err := m.Detach(ctx, r.ID, info.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			return err
 		}
+	}
+	old := maps.Clone(r.Endpoints)
+	delete(r.Endpoints, info.Name)
+	if isPrimary {
+		// the create's settings for it go too, as docker's
+		delete(r.Endpoints, string(r.HostConfig.NetworkMode))
+		if r.Endpoints == nil {
+			r.Endpoints = map[string]*networktypes.EndpointSettings{}
+		}
+		r.Endpoints[detachedKey] = &networktypes.EndpointSettings{}
+	}
+	if err := ct.Save(); err != nil {
+		r.Endpoints = old
+		return err
 	}
 	e.emitNetwork(ctx, evtypes.ActionDisconnect, info.ID, info.Name, r.ID)
 	return nil
@@ -732,14 +790,9 @@ func (e *Engine) recordNetworks(r *container.Record) map[string]*networktypes.En
 	m, _ := e.netManager()
 	names := []string{mode}
 	if primary, ours := bridgeMode(r.HostConfig.NetworkMode); ours {
-		names[0] = primary
-		if m == nil && primary == bnet.DefaultNetwork {
+		names = attachOrder(r, primary)
+		if m == nil && primary == bnet.DefaultNetwork && len(names) > 0 && names[0] == primary {
 			names[0] = "none"
-		}
-	}
-	for name := range r.Endpoints {
-		if n, _ := bridgeMode(containertypes.NetworkMode(name)); n != names[0] {
-			names = append(names, name)
 		}
 	}
 	for _, name := range names {

@@ -21,7 +21,8 @@ type ContainerRemoveOptions struct {
 	Force bool
 	// RemoveVolumes removes the container's anonymous volumes too.
 	RemoveVolumes bool
-	// RemoveLink removes a legacy link; berth has none.
+	// RemoveLink removes only a legacy link: ref is its name,
+	// /parent/alias (links.go).
 	RemoveLink bool
 }
 
@@ -30,7 +31,7 @@ type ContainerRemoveOptions struct {
 // conflict otherwise).
 func (e *Engine) ContainerRemove(ctx context.Context, ref string, opts ContainerRemoveOptions) error {
 	if opts.RemoveLink {
-		return fmt.Errorf("links are not supported: %w", errdefs.ErrNotImplemented)
+		return e.removeLink(ctx, ref)
 	}
 	ct, c, err := e.lookup(ref)
 	if err != nil {

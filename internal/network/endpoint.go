@@ -35,11 +35,30 @@ func (m *Manager) NetnsPath(containerID string) string {
 // for the runtime spec's network namespace. It can run in parallel with the
 // rootfs preparation. Release removes it.
 func (m *Manager) NewNetns(ctx context.Context, containerID string) (string, error) {
+	return m.newNetns(ctx, containerID, true)
+}
+
+// NewNetnsAlone is NewNetns for a container that starts on no network
+// (docker's container disconnected from all of them): a namespace with
+// loopback only, made now rather than taken from the pool, whose
+// namespaces hold an eth0 that would stay inside unconfigured. Files
+// then writes its /etc files.
+func (m *Manager) NewNetnsAlone(ctx context.Context, containerID string) (string, error) {
+	return m.newNetns(ctx, containerID, false)
+}
+
+func (m *Manager) newNetns(ctx context.Context, containerID string, pooled bool) (string, error) {
 	if containerID == "" || strings.ContainsAny(containerID, "/\x00") || containerID == "." || containerID == ".." {
 		return "", fmt.Errorf("netns for container %q: %w", containerID, errdefs.ErrInvalidArgument)
 	}
 	path := m.NetnsPath(containerID)
-	veth, err := m.pool.Take(path)
+	var veth string
+	var err error
+	if pooled {
+		veth, err = m.pool.Take(path)
+	} else {
+		err = netns.Create(path)
+	}
 	if err != nil {
 		return "", fmt.Errorf("netns for container %s: %w", containerID, err)
 	}
@@ -79,6 +98,7 @@ type AttachOptions struct {
 	DNSSearch  []string // --dns-search
 	DNSOptions []string // --dns-option
 	ExtraHosts []string // --add-host name:ip
+	Links      []Link   // --link
 }
 
 // AttachResult is the new endpoint and the files to bind-mount into the
@@ -169,12 +189,8 @@ func (m *Manager) attachLocked(ctx context.Context, opts AttachOptions) (AttachR
 		return AttachResult{}, fmt.Errorf("netns %s: the container already uses %s: %w", opts.NetnsPath, sb.Netns, errdefs.ErrConflict)
 	}
 	eps := m.endpointsOf(opts.ContainerID)
-	if len(eps) == 0 {
-		sb.Hostname, sb.Domainname = opts.Hostname, opts.Domainname
-		sb.DNS, sb.DNSSearch, sb.DNSOptions, sb.ExtraHosts = opts.DNS, opts.DNSSearch, opts.DNSOptions, opts.ExtraHosts
-		if sb.Hostname == "" {
-			sb.Hostname = opts.ContainerID[:min(12, len(opts.ContainerID))]
-		}
+	if sb.Hostname == "" { // not set up yet (by Files or a first Attach)
+		setResolution(sb, opts)
 	}
 	for _, ep := range eps {
 		if ep.NetworkID == n.ID {
@@ -287,6 +303,7 @@ func (m *Manager) attachLocked(ctx context.Context, opts AttachOptions) (AttachR
 	if err != nil {
 		return AttachResult{}, err
 	}
+	m.refreshLinkers(ctx, sb.ContainerID)
 	if !n.Default && m.servers[sb.ContainerID] == nil {
 		if err := m.startDNS(ctx, sb); err != nil {
 			return AttachResult{}, err
@@ -296,6 +313,39 @@ func (m *Manager) attachLocked(ctx context.Context, opts AttachOptions) (AttachR
 	res.Endpoint = *ep
 	log.From(ctx).Debug("attached", log.KeyContainer, opts.ContainerID, "network", n.Name, "ip", ep.IPv4, "veth", ep.HostVeth)
 	return res, nil
+}
+
+// setResolution takes a sandbox's name resolution settings from opts.
+func setResolution(sb *Sandbox, opts AttachOptions) {
+	sb.Hostname, sb.Domainname = opts.Hostname, opts.Domainname
+	sb.DNS, sb.DNSSearch, sb.DNSOptions, sb.ExtraHosts = opts.DNS, opts.DNSSearch, opts.DNSOptions, opts.ExtraHosts
+	sb.Links = opts.Links
+	if sb.Hostname == "" {
+		sb.Hostname = opts.ContainerID[:min(12, len(opts.ContainerID))]
+	}
+}
+
+// Files sets a container's name resolution from opts (its hostname, DNS
+// settings and extra hosts; Network, addresses and ports are ignored) and
+// writes its /etc files, for a container that starts on no network: its
+// hosts file names only localhost and the extra hosts. The container's
+// namespace must exist (NewNetnsAlone). A later Attach keeps these
+// settings.
+func (m *Manager) Files(ctx context.Context, opts AttachOptions) (AttachResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sb := m.sandbox(opts.ContainerID)
+	if sb == nil {
+		return AttachResult{}, fmt.Errorf("files of container %s: no network namespace (call NewNetnsAlone): %w", opts.ContainerID, errdefs.ErrNotFound)
+	}
+	if _, err := parseExtraHosts(opts.ExtraHosts); err != nil {
+		return AttachResult{}, fmt.Errorf("files of container %s: %w", opts.ContainerID, err)
+	}
+	setResolution(sb, opts)
+	if err := m.save(); err != nil {
+		return AttachResult{}, err
+	}
+	return m.writeFiles(sb)
 }
 
 // addVeth makes the pair: the host end on the bridge, up; the peer made

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/log"
 	"github.com/berth-dev/berth/internal/network/dns"
 )
 
@@ -79,6 +80,11 @@ func (m *Manager) writeFiles(sb *Sandbox) (AttachResult, error) {
 			if a.IsValid() {
 				fmt.Fprintf(&hosts, "%s\t%s\n", a.Addr(), names)
 			}
+		}
+	}
+	for _, l := range sb.Links {
+		if line := m.linkHost(l); line != "" {
+			hosts.WriteString(line)
 		}
 	}
 	hostResolv, _ := os.ReadFile(m.cfg.ResolvConf)
@@ -192,6 +198,15 @@ func (m *Manager) lookup(id, name string) ([]netip.Addr, bool) {
 			}
 		}
 	}
+	// a --link alias, for this container alone
+	linked := ""
+	if sb := m.sandbox(id); sb != nil {
+		for _, l := range sb.Links {
+			if strings.EqualFold(l.Alias, name) {
+				linked = l.ContainerID
+			}
+		}
+	}
 	var out []netip.Addr
 	found := false
 	for _, ep := range m.st.Endpoints {
@@ -199,7 +214,7 @@ func (m *Manager) lookup(id, name string) ([]netip.Addr, bool) {
 			continue
 		}
 		// name, or name.network for that network only
-		hit := matches(ep, name)
+		hit := matches(ep, name) || ep.ContainerID == linked
 		for short, nid := range scoped {
 			hit = hit || (nid == ep.NetworkID && matches(ep, short))
 		}
@@ -243,4 +258,58 @@ func (m *Manager) reverse(id string, a netip.Addr) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// linkHost is the hosts line of a --link on the default network: the
+// linked container's address there, by alias, hostname and name ("" when
+// it has no endpoint there).
+func (m *Manager) linkHost(l Link) string {
+	for _, ep := range m.endpointsOf(l.ContainerID) {
+		if n := m.find(ep.NetworkID); n == nil || !n.Default || !ep.IPv4.IsValid() {
+			continue
+		}
+		names := []string{l.Alias}
+		if o := m.sandbox(l.ContainerID); o != nil && o.Hostname != "" {
+			names = append(names, o.Hostname)
+		}
+		names = append(names, l.Name)
+		return fmt.Sprintf("%s\t%s\n", ep.IPv4.Addr(), strings.Join(slices.Compact(names), " "))
+	}
+	return ""
+}
+
+// refreshLinkers rewrites the hosts files of the containers linked to
+// id, whose address may be new (docker updates them on the linked
+// container's restart too).
+func (m *Manager) refreshLinkers(ctx context.Context, id string) {
+	for _, sb := range m.st.Containers {
+		if sb.ContainerID == id || !slices.ContainsFunc(sb.Links, func(l Link) bool { return l.ContainerID == id }) {
+			continue
+		}
+		if _, err := m.writeFiles(sb); err != nil {
+			log.From(ctx).Warn("network: rewrite hosts of a linking container", log.KeyContainer, sb.ContainerID, log.KeyErr, err)
+		}
+	}
+}
+
+// Unlink removes a container's --link of alias and rewrites its hosts
+// file (`docker rm --link`). An unknown container or alias is not an
+// error: the link may be only in the engine's record.
+func (m *Manager) Unlink(ctx context.Context, containerID, alias string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sb := m.sandbox(containerID)
+	if sb == nil {
+		return nil
+	}
+	n := len(sb.Links)
+	sb.Links = slices.DeleteFunc(sb.Links, func(l Link) bool { return l.Alias == alias })
+	if len(sb.Links) == n {
+		return nil
+	}
+	if err := m.save(); err != nil {
+		return err
+	}
+	_, err := m.writeFiles(sb)
+	return err
 }

@@ -113,6 +113,17 @@ type Sandbox struct {
 	DNSSearch   []string `json:",omitempty"`
 	DNSOptions  []string `json:",omitempty"`
 	ExtraHosts  []string `json:",omitempty"`
+	Links       []Link   `json:",omitempty"`
+}
+
+// Link is a legacy --link to another container: on the default network
+// the linking container's hosts file names the linked one's address by
+// alias, hostname and name; on user-defined networks the embedded DNS
+// answers the alias for the linking container alone, as docker's.
+type Link struct {
+	ContainerID string // the linked container
+	Name        string // its name
+	Alias       string
 }
 
 // Endpoint is one container's attachment to one network.
