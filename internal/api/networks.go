@@ -43,6 +43,17 @@ func (s *Server) networkRoutes() {
 	s.handle("DELETE /networks/{id}", n(s.networkRemove))
 	s.handle("POST /networks/{id}/connect", n(s.networkConnect))
 	s.handle("POST /networks/{id}/disconnect", n(s.networkDisconnect))
+	// `docker rm --link web/db` puts the link's name in the path as it
+	// is, slash and all.
+	s.handle("DELETE /containers/{parent}/{alias}", s.needContainers(s.linkRemove))
+}
+
+// linkRemove is DELETE /containers/{parent}/{alias}: a legacy link's
+// removal (?link=1); without link=1 it is the removal of a container of
+// that name, which no container has.
+func (s *Server) linkRemove(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+	r.SetPathValue("id", r.PathValue("parent")+"/"+r.PathValue("alias"))
+	return s.containerRemove(ctx, w, r)
 }
 
 // errNoNetworks keeps the words of the unsupported areas, so a client

@@ -77,7 +77,9 @@ func (e *Engine) checkLinks(h *containertypes.HostConfig, parent string) error {
 		}
 		ct, err := c.store.Get(name)
 		if err != nil {
-			return fmt.Errorf("could not get container for %s: %w", name, errdefs.ErrNotFound)
+			// not 404, which the docker CLI takes for a missing image
+			// and pulls (moby#37676)
+			return fmt.Errorf("could not get container for %s: %w", name, errdefs.ErrInvalidArgument)
 		}
 		r := ct.Snapshot()
 		if r.HostConfig != nil && r.HostConfig.NetworkMode == "host" {
