@@ -70,6 +70,10 @@ type execSession struct {
 type execStore struct {
 	mu       sync.Mutex
 	sessions map[string]*execSession
+	// idle is the holder started ahead (exec_holder.go); retireOnStop
+	// says the engine's stop retires it.
+	idle         *idleHolder
+	retireOnStop bool
 }
 
 var execStores sync.Map // *Engine → *execStore
@@ -244,8 +248,9 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 		}
 	}
 	// The holder must outlive a client's disconnect.
-	h, master, err := startHolder(context.WithoutCancel(ctx), holderOptions{
-		req:      holderRequest{ContainerID: r.ID, RuntimeRoot: c.runtimeRoot, Dir: x.dir, Process: proc, NoSeccomp: x.req.Privileged},
+	h, master, err := e.startHolder(context.WithoutCancel(ctx), c, holderOptions{
+		req: holderRequest{ContainerID: r.ID, RuntimeRoot: c.runtimeRoot, Dir: x.dir, Process: proc,
+			NoSeccomp: x.req.Privileged, Drain: tty && !attached},
 		exitPath: filepath.Join(x.dir, execExitFile),
 		stdio:    stdio,
 	})
@@ -285,14 +290,15 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 		}
 	}
 	switch {
-	case tty:
-		// Detached, the master is drained so the process never blocks on
-		// a full terminal.
+	case tty && attached:
 		wg.Add(1)
 		go out(streams.Stdout, master)
 		if x.req.AttachStdin && streams.Stdin != nil {
 			go stdin(master, nil)
 		}
+	case tty:
+		// Detached: the holder drains the output; the master is kept
+		// for resize.
 	case attached:
 		wg.Add(2)
 		go out(streams.Stdout, ours[1])

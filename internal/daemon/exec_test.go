@@ -540,3 +540,34 @@ func TestExecSessionsSurviveRestart(t *testing.T) {
 		}
 	}
 }
+
+// An idle holder that died (killed by someone) is replaced: the exec
+// runs, with a fresh one.
+func TestExecIdleHolderKilled(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := ctrEngine(t)
+	id := runningContainer(t, e, containertypes.Config{})
+	if _, _, code, err := execRun(t, e, id, containertypes.ExecCreateRequest{Cmd: []string{"true"}}, nil); err != nil || code != 0 {
+		t.Fatalf("first exec: %d %v", code, err)
+	}
+	s := e.execs()
+	var idle *idleHolder
+	deadline := time.Now().Add(10 * time.Second)
+	for idle == nil {
+		s.mu.Lock()
+		idle = s.idle
+		s.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("no holder started ahead")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := idle.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	out, _, code, err := execRun(t, e, id, containertypes.ExecCreateRequest{Cmd: []string{"echo", "fresh"}}, nil)
+	if err != nil || code != 0 || out != "fresh\n" {
+		t.Fatalf("exec after the idle holder died: %q %d %v", out, code, err)
+	}
+}
