@@ -50,6 +50,7 @@ func (e *Engine) ContainerStats(ctx context.Context, ref string, opts ContainerS
 						fillStats(&s, st)
 					}
 				}
+				s.Networks = e.networkStats(id)
 			}
 			if !first {
 				s.PreRead, s.PreCPUStats = prev.Read, prev.CPUStats
@@ -78,6 +79,26 @@ func (e *Engine) ContainerStats(ctx context.Context, ref string, opts ContainerS
 		}
 	}()
 	return out, nil
+}
+
+// networkStats are the counters of the container's interfaces (eth0,
+// ...) read in its namespace; nil, so that docker omits "networks", for a
+// container without a namespace of ours (none, host, container:<x>).
+func (e *Engine) networkStats(id string) map[string]containertypes.NetworkStats {
+	m, err := e.netManager()
+	if err != nil {
+		return nil
+	}
+	links, err := m.Stats(id)
+	if err != nil || len(links) == 0 {
+		return nil
+	}
+	out := make(map[string]containertypes.NetworkStats, len(links))
+	for name, l := range links {
+		out[name] = containertypes.NetworkStats{RxBytes: l.RxBytes, RxPackets: l.RxPackets, RxErrors: l.RxErrors, RxDropped: l.RxDropped,
+			TxBytes: l.TxBytes, TxPackets: l.TxPackets, TxErrors: l.TxErrors, TxDropped: l.TxDropped}
+	}
+	return out
 }
 
 // fillStats converts the cgroup statistics to docker's shape.

@@ -650,3 +650,53 @@ func (m *Manager) Endpoints(containerID string) []Endpoint {
 	}
 	return out
 }
+
+// LinkStats are one interface's counters, as the kernel keeps them.
+type LinkStats struct {
+	RxBytes, RxPackets, RxErrors, RxDropped uint64
+	TxBytes, TxPackets, TxErrors, TxDropped uint64
+}
+
+// Stats reads the counters of the interfaces in a container's namespace
+// (eth0, eth1, ...; loopback aside), by netlink from inside it, as `docker
+// stats` shows them. A container without a namespace of ours is
+// ErrNotFound.
+func (m *Manager) Stats(containerID string) (map[string]LinkStats, error) {
+	m.mu.Lock()
+	sb := m.sandbox(containerID)
+	var path string
+	if sb != nil {
+		path = sb.Netns
+	}
+	m.mu.Unlock()
+	if path == "" {
+		return nil, fmt.Errorf("stats of container %s: no network namespace: %w", containerID, errdefs.ErrNotFound)
+	}
+	// Outside the lock: a namespace released meanwhile fails the open,
+	// or yields the counters of its last moment.
+	nsf, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("stats of container %s: %w", containerID, err)
+	}
+	defer nsf.Close()
+	h, err := netlink.NewHandleAt(vnetns.NsHandle(int(nsf.Fd())), unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("stats of container %s: netlink in netns: %w", containerID, err)
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("stats of container %s: %w", containerID, err)
+	}
+	out := map[string]LinkStats{}
+	for _, l := range links {
+		a := l.Attrs()
+		if a.Flags&net.FlagLoopback != 0 || a.Statistics == nil {
+			continue
+		}
+		s := a.Statistics
+		out[a.Name] = LinkStats{RxBytes: s.RxBytes, RxPackets: s.RxPackets, RxErrors: s.RxErrors, RxDropped: s.RxDropped,
+			TxBytes: s.TxBytes, TxPackets: s.TxPackets, TxErrors: s.TxErrors, TxDropped: s.TxDropped}
+	}
+	return out, nil
+}
