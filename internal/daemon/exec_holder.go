@@ -210,6 +210,9 @@ func receivedFiles(oob []byte) ([]*os.File, error) {
 			return nil, err
 		}
 		for _, fd := range fds {
+			// Go asks for MSG_CMSG_CLOEXEC; made sure of here, as no host
+			// fd may reach the container (CVE-2024-21626).
+			unix.CloseOnExec(fd)
 			out = append(out, os.NewFile(uintptr(fd), "received"))
 		}
 	}
