@@ -289,7 +289,9 @@ func (m *Manager) attachLocked(ctx context.Context, opts AttachOptions) (AttachR
 	undo.Push(func() {
 		m.st.Endpoints = slices.DeleteFunc(m.st.Endpoints, func(e *Endpoint) bool { return e == ep })
 	})
-	if len(ep.Ports) > 0 {
+	// Rules change with published ports, and with every port of a
+	// bridge without icc.
+	if len(ep.Ports) > 0 || n.NoICC {
 		if err := m.applyRules(); err != nil {
 			return AttachResult{}, err
 		}
@@ -578,7 +580,7 @@ func (m *Manager) detachLocked(ctx context.Context, ep *Endpoint, files, keepVet
 		r.Close()
 		delete(m.ports, ep.ID)
 	}
-	if len(ep.Ports) > 0 {
+	if n := m.find(ep.NetworkID); len(ep.Ports) > 0 || n != nil && n.NoICC {
 		errs = append(errs, m.applyRules())
 	}
 	errs = append(errs, m.save())

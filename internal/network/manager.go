@@ -456,8 +456,17 @@ func (m *Manager) applyRules() error {
 		rs.Bridges = append(rs.Bridges, b)
 	}
 	for _, ep := range m.st.Endpoints {
-		if n := byID[ep.NetworkID]; n != nil {
-			rs.Ports = append(rs.Ports, portRules(ep, n.Bridge)...)
+		n := byID[ep.NetworkID]
+		if n == nil {
+			continue
+		}
+		rs.Ports = append(rs.Ports, portRules(ep, n.Bridge)...)
+		if n.NoICC {
+			for i := range rs.Bridges {
+				if rs.Bridges[i].Name == n.Bridge {
+					rs.Bridges[i].Ports = append(rs.Bridges[i].Ports, ep.HostVeth)
+				}
+			}
 		}
 	}
 	return firewall.Apply(m.cfg.Table, rs)

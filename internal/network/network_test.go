@@ -264,25 +264,43 @@ func TestNetworksAreIsolated(t *testing.T) {
 	}
 }
 
+// TestNoICC: icc off drops IP between the bridge's ports by rules of the
+// bridge family, which need no br_netfilter (and the inet table has no
+// rule for it, so where br_netfilter is loaded the bridge family's rules
+// alone are tested); the table goes with the last such network.
 func TestNoICC(t *testing.T) {
 	testutil.RequireRoot(t)
-	if b, _ := os.ReadFile("/proc/sys/net/bridge/bridge-nf-call-iptables"); string(b) != "1\n" {
-		t.Skip("needs br_netfilter with bridge-nf-call-iptables=1 (as docker's --icc=false)")
-	}
 	m, _ := newManager(t)
 	n := userNetwork(t, m, network.CreateOptions{Options: map[string]string{network.OptICC: "false", network.OptMasquerade: "false"}})
 	a, ar := newBox(t, m, "a", network.AttachOptions{Network: n.Name})
-	_, br := newBox(t, m, "b", network.AttachOptions{Network: n.Name})
+	b, br := newBox(t, m, "b", network.AttachOptions{Network: n.Name})
 	if out, err := a.run("ping", "-c1", "-W1", ipOf(br[0])); err == nil {
 		t.Fatalf("icc=false, yet a reached b: %s", out)
 	}
 	a.must("ping", "-c1", "-W2", ar[0].Endpoint.Gateway.String()) // the host is still there
+	rules, _ := exec.Command("nft", "list", "table", "bridge", tableOf(m)).CombinedOutput()
+	for _, ep := range []network.Endpoint{ar[0].Endpoint, br[0].Endpoint} {
+		if !strings.Contains(string(rules), fmt.Sprintf(`iifname "%s" meta protocol ip drop`, ep.HostVeth)) {
+			t.Errorf("no icc rule for %s:\n%s", ep.HostVeth, rules)
+		}
+	}
 	out, _ := exec.Command("nft", "list", "table", "inet", tableOf(m)).CombinedOutput()
 	if strings.Contains(string(out), fmt.Sprintf(`oifname != "%s" masquerade`, n.Bridge)) {
 		t.Fatalf("enable_ip_masquerade=false, yet masqueraded:\n%s", out)
 	}
 	if _, err := m.CreateNetwork(context.Background(), network.CreateOptions{Name: "x-" + tag(), Options: map[string]string{network.OptICC: "maybe"}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("bad boolean option: %v", err)
+	}
+	for _, id := range []string{a.id, b.id} {
+		if err := m.Release(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.RemoveNetwork(context.Background(), n.Name); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("nft", "list", "table", "bridge", tableOf(m)).CombinedOutput(); err == nil {
+		t.Fatalf("bridge table left without an icc-off network:\n%s", out)
 	}
 }
 

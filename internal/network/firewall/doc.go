@@ -2,9 +2,11 @@
 // bridge subnet, isolation between bridges, --internal networks, icc off,
 // the DNAT of published ports (IPv4 and IPv6, from other hosts, from the
 // host itself including 127.0.0.1, and hairpin from containers), and the
-// guard against containers reaching the host's loopback (input chain). Everything lives in one table of berth's own
-// (family inet, named by the caller: "berth" for the daemon), which Apply
-// replaces whole in one netlink transaction and Delete removes whole. Rules
+// guard against containers reaching the host's loopback (input chain).
+// Everything lives in one table of berth's own (family inet, named by the
+// caller: "berth" for the daemon), and icc off in its twin of the bridge
+// family (made only while a bridge has icc off), which Apply replaces
+// whole in one netlink transaction and Delete removes whole. Rules
 // are never edited one by one, so a crash can leave only a complete old or
 // a complete new ruleset, and cleanup after a crash is a matter of calling
 // Apply with the live state.

@@ -16,8 +16,12 @@ type Bridge struct {
 	Name     string
 	Subnets  []netip.Prefix // IPv4 and IPv6
 	Internal bool           // no traffic forwarded in or out of the bridge
-	NoICC    bool           // no traffic between the bridge's own ports
+	NoICC    bool           // no IP traffic between the bridge's own ports
 	NoMasq   bool           // no masquerade of what leaves the bridge
+	// Ports are the bridge's ports (the host ends of its veths); with
+	// NoICC, the IP frames the bridge forwards from any of them are
+	// dropped.
+	Ports []string
 }
 
 // Port is one published port: traffic to HostIP:HostPort (any local
@@ -71,6 +75,15 @@ func Apply(table string, rs Ruleset) error {
 	chain := func(name string, typ nftables.ChainType, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
 		return c.AddChain(&nftables.Chain{Name: name, Table: t, Type: typ, Hooknum: hook, Priority: prio, Policy: &accept})
 	}
+	// The bridge family's table of the same name, for icc off: made only
+	// when a bridge needs it, removed otherwise (add, delete: gone
+	// whether or not it was there).
+	bt := &nftables.Table{Name: table, Family: nftables.TableFamilyBridge}
+	c.AddTable(bt)
+	c.DelTable(bt)
+	if slices.ContainsFunc(rs.Bridges, func(b Bridge) bool { return b.NoICC }) {
+		noICC(c, bt, rs.Bridges)
+	}
 	fwd := chain("forward", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter)
 	pre := chain("prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
 	out := chain("output", nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
@@ -98,14 +111,6 @@ func Apply(table string, rs Ruleset) error {
 		rule(fwd, nfproto(unix.NFPROTO_IPV6), match, verdict(expr.VerdictDrop))
 	}
 	rule(fwd, ctDNAT(), verdict(expr.VerdictAccept))
-	// Between two ports of one bridge the kernel bridges, and the forward
-	// hook sees it only with br_netfilter's bridge-nf-call-iptables=1
-	// (docker's --icc=false has the same need).
-	for _, b := range rs.Bridges {
-		if b.NoICC {
-			rule(fwd, ifname(unix.NFT_META_IIFNAME, expr.CmpOpEq, b.Name), ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, b.Name), verdict(expr.VerdictDrop))
-		}
-	}
 	for _, b := range rs.Bridges {
 		for _, o := range rs.Bridges {
 			if o.Name != b.Name {
@@ -162,7 +167,38 @@ func Apply(table string, rs Ruleset) error {
 	return nil
 }
 
-// Delete removes the table; a missing table is not an error.
+// noICC writes the bridge family's forward chain: no IP frame bridged
+// from one port of a NoICC bridge to another. Between two ports of one
+// bridge the kernel bridges, and the inet family's forward hook sees it
+// only with br_netfilter's bridge-nf-call-iptables=1 (what docker's
+// --icc=false needs); the bridge family's forward hook sees every frame
+// the bridge forwards, on any host. The match is by port name: this
+// kernel's bridge meta keys (ibrname) come with nft_meta_bridge, which
+// not every kernel has. ARP passes, as with docker's rule, which sees
+// only IP.
+func noICC(c *nftables.Conn, t *nftables.Table, bridges []Bridge) {
+	c.AddTable(t)
+	accept := nftables.ChainPolicyAccept
+	ch := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	for _, b := range bridges {
+		if !b.NoICC {
+			continue
+		}
+		for _, p := range b.Ports {
+			for _, proto := range []uint16{unix.ETH_P_IP, unix.ETH_P_IPV6} {
+				c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: slices.Concat(
+					ifname(unix.NFT_META_IIFNAME, expr.CmpOpEq, p),
+					[]expr.Any{&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
+						&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, proto)}},
+					verdict(expr.VerdictDrop))})
+			}
+		}
+	}
+}
+
+// Delete removes the table (and its bridge family twin); a missing table
+// is not an error.
 func Delete(table string) error {
 	c, err := nftables.New()
 	if err != nil {
@@ -171,6 +207,9 @@ func Delete(table string) error {
 	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
 	c.AddTable(t)
 	c.DelTable(t)
+	bt := &nftables.Table{Name: table, Family: nftables.TableFamilyBridge}
+	c.AddTable(bt)
+	c.DelTable(bt)
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("delete nftables table inet %s: %w", table, err)
 	}

@@ -23,7 +23,7 @@ func TestApplyWritesRulesAndDeleteRemovesTable(t *testing.T) {
 	rs := firewall.Ruleset{
 		Bridges: []firewall.Bridge{
 			{Name: "bt-a", Subnets: []netip.Prefix{netip.MustParsePrefix("10.77.1.0/24"), netip.MustParsePrefix("fd77:1::/64")}},
-			{Name: "bt-b", Subnets: []netip.Prefix{netip.MustParsePrefix("10.77.2.0/24")}, Internal: true},
+			{Name: "bt-b", Subnets: []netip.Prefix{netip.MustParsePrefix("10.77.2.0/24")}, Internal: true, NoICC: true, Ports: []string{"vbtest1"}},
 		},
 		Ports: []firewall.Port{
 			{Proto: "tcp", HostPort: 8080, IP: netip.MustParseAddr("10.77.1.2"), Port: 80, Bridge: "bt-a"},
@@ -58,11 +58,22 @@ func TestApplyWritesRulesAndDeleteRemovesTable(t *testing.T) {
 			t.Errorf("ruleset lacks %q", want)
 		}
 	}
+	if b, err := exec.Command("nft", "list", "table", "bridge", table).CombinedOutput(); err != nil ||
+		!strings.Contains(string(b), `iifname "vbtest1" meta protocol ip drop`) || !strings.Contains(string(b), `iifname "vbtest1" meta protocol ip6 drop`) {
+		t.Errorf("bridge table for icc off: %v\n%s", err, b)
+	}
 	if strings.Count(s, "dport 8080") != 4 {
 		t.Errorf("want the 8080 DNAT in prerouting and output once each:\n%s", s)
 	}
 	if t.Failed() {
 		t.Log(s)
+	}
+	// without a bridge of icc off, no bridge table
+	if err := firewall.Apply(table, firewall.Ruleset{Bridges: rs.Bridges[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command("nft", "list", "table", "bridge", table).CombinedOutput(); err == nil {
+		t.Errorf("bridge table left:\n%s", b)
 	}
 	if err := firewall.Apply(table, firewall.Ruleset{Ports: []firewall.Port{{Proto: "icmp", IP: netip.MustParseAddr("10.0.0.1")}}}); err == nil {
 		t.Error("bad protocol accepted")
