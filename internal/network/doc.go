@@ -25,11 +25,24 @@
 // network/containers/<id>/{hosts,hostname,resolv.conf}, and netns/<id>
 // (the bind-mounted namespaces). In the kernel it owns the bridges of its
 // networks, veths named vb<hash>, and the nftables table Config.Table
-// (default "berth"; see package firewall for how it lives beside other
-// tables). Bridges get net.ipv4.conf.<bridge>.route_localnet=1 so that
+// (default "berth", family inet, and its bridge-family twin while a
+// network has icc off; see package firewall for how they live beside
+// other tables). Bridges get net.ipv4.conf.<bridge>.route_localnet=1 so that
 // 127.0.0.1:hostPort can be DNATed into a container by the kernel, without
 // a userland proxy (and the firewall drops anything else a bridge sends
 // to 127.0.0.0/8: CVE-2020-8558).
+//
+// Published ports go through the kernel's DNAT where it can, and through
+// a user-space proxy on the reserved socket where it cannot ([::1], and
+// IPv6 to a container without IPv6: see ports.go). On a network with
+// IPv6 it turns net.ipv6.conf.all.forwarding on, and off again when it
+// was the one to turn it on and no such network is left (forwarding.go
+// says what that means for the host). icc off is a table of the bridge
+// family of the same name, so it needs no br_netfilter.
+// Legacy links (Link) are hosts entries on the default network and DNS
+// aliases of the linking container on user-defined ones. Stats reads the
+// interface counters in a container's namespace.
+//
 // Close leaves all of that in place for containers that outlive the
 // daemon; Down, for a daemon stopping with no container attached, also
 // removes the bridges and the table (the networks stay in networks.json
