@@ -41,6 +41,7 @@ func newRunCommand(g *globals) *cobra.Command {
 			}
 			req.HostConfig.AutoRemove = rm
 			req.HostConfig.ContainerIDFile = cidfile
+			setConsoleSize(&req)
 			if !detach {
 				req.Config.AttachStdin = f.interactive
 				req.Config.AttachStdout, req.Config.AttachStderr = true, true
@@ -108,6 +109,7 @@ func newCreateCommand(g *globals) *cobra.Command {
 				return err
 			}
 			req.HostConfig.ContainerIDFile = cidfile
+			setConsoleSize(&req)
 			req.Config.AttachStdin = f.interactive
 			req.Config.AttachStdout, req.Config.AttachStderr = true, true
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
@@ -123,6 +125,21 @@ func newCreateCommand(g *globals) *cobra.Command {
 	f.register(cmd.Flags())
 	cmd.Flags().StringVar(&cidfile, "cidfile", "", "write the container ID to the file")
 	return cmd
+}
+
+// setConsoleSize gives a container with a terminal our terminal's size
+// from its first moment, as docker's CLI does (HostConfig.ConsoleSize,
+// height then width): a program that reads its size at once (stty size,
+// a full-screen tool) sees it before any resize could arrive.
+func setConsoleSize(req *container.CreateRequest) {
+	if !req.Config.Tty || req.HostConfig.ConsoleSize != [2]uint{} {
+		return
+	}
+	ws, err := unix.IoctlGetWinsize(int(os.Stdout.Fd()), unix.TIOCGWINSZ)
+	if err != nil || ws.Row == 0 || ws.Col == 0 {
+		return // not a terminal
+	}
+	req.HostConfig.ConsoleSize = [2]uint{uint(ws.Row), uint(ws.Col)}
 }
 
 // createContainer creates the container, pulling its image first when
@@ -189,15 +206,19 @@ func startError(err error) error {
 // then copy the streams until the output ends and return the exit code.
 func runAttached(ctx context.Context, c *client.Client, cmd *cobra.Command, id string, cfg *container.Config, rm, proxySignals bool, detachKeys string) error {
 	attached := cfg.AttachStdin || cfg.AttachStdout || cfg.AttachStderr
-	var conn *client.HijackedConn
+	// The attach and the wait only need to be in place before the start:
+	// they go out together, one round trip to the daemon instead of two.
+	type attachResult struct {
+		conn *client.HijackedConn
+		err  error
+	}
+	attachc := make(chan attachResult, 1)
 	if attached {
-		var err error
-		conn, err = c.ContainerAttach(ctx, id, client.AttachOptions{Stream: true, Stdin: cfg.AttachStdin,
-			Stdout: cfg.AttachStdout, Stderr: cfg.AttachStderr, DetachKeys: detachKeys})
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
+		go func() {
+			conn, err := c.ContainerAttach(ctx, id, client.AttachOptions{Stream: true, Stdin: cfg.AttachStdin,
+				Stdout: cfg.AttachStdout, Stderr: cfg.AttachStderr, DetachKeys: detachKeys})
+			attachc <- attachResult{conn, err}
+		}()
 	}
 	cond := container.WaitConditionNextExit
 	if rm {
@@ -206,6 +227,15 @@ func runAttached(ctx context.Context, c *client.Client, cmd *cobra.Command, id s
 	waitCtx, cancelWait := context.WithCancel(ctx)
 	defer cancelWait()
 	resc, errc := c.ContainerWait(waitCtx, id, cond)
+	var conn *client.HijackedConn
+	if attached {
+		a := <-attachc
+		if a.err != nil {
+			return a.err
+		}
+		conn = a.conn
+		defer conn.Close()
+	}
 	if err := c.ContainerStart(ctx, id); err != nil {
 		if rm {
 			_ = c.ContainerRemove(context.WithoutCancel(ctx), id, client.RemoveOptions{Force: true})

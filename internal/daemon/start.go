@@ -235,8 +235,18 @@ func (e *Engine) handleExit(ctx context.Context, c *ctrs, ct *container.Containe
 	}
 	r := ct.R()
 	// The monitor left the runtime's state to us (CallerDeletes): it goes
-	// before the rootfs is unmounted and before a restart reuses the id.
-	e.deleteRuntime(ctx, c, r.ID)
+	// before a restart reuses the id, and what escaped the init is killed
+	// before the rootfs is unmounted. In a pid namespace of its own
+	// nothing escapes (the kernel kills the namespace with its init), so
+	// the delete (cgroup directories, state) and the unmount go side by
+	// side.
+	rtDeleted := make(chan struct{})
+	if r.HostConfig.PidMode.IsPrivate() {
+		go func() { defer close(rtDeleted); e.deleteRuntime(ctx, c, r.ID) }()
+	} else {
+		e.deleteRuntime(ctx, c, r.ID)
+		close(rtDeleted)
+	}
 	if l.mounted != "" {
 		if err := unmountRootfs(l.mounted); err != nil {
 			log.From(ctx).Warn("exit: unmount rootfs", log.KeyContainer, r.ID, log.KeyErr, err)
@@ -244,6 +254,7 @@ func (e *Engine) handleExit(ctx context.Context, c *ctrs, ct *container.Containe
 			l.mounted = ""
 		}
 	}
+	<-rtDeleted
 	if err := e.networkDown(ctx, r.ID); err != nil {
 		log.From(ctx).Warn("exit: network down; its namespace or endpoints may stay", log.KeyContainer, r.ID, log.KeyErr, err)
 	}

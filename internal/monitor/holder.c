@@ -682,7 +682,8 @@ static void write_exit(void) {
 	snprintf(path, sizeof path, "%s/exit.json", H.state);
 	snprintf(tmp, sizeof tmp, "%s/.tmp-exit.json.%d", H.state, getpid());
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || writeall(fd, body, strlen(body)) < 0 || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+	// No fsync: run-time state, see writeFileAtomic in proto.go.
+	if (fd < 0 || writeall(fd, body, strlen(body)) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
 		logerr("write %s: %s", path, strerror(errno));
 		unlink(tmp);
 	}

@@ -200,16 +200,18 @@ func readReply(r *bufio.Reader) (reply, error) {
 	return rep, nil
 }
 
-// writeFileAtomic writes b to name through a temp file, fsync and rename.
+// writeFileAtomic writes b to name through a temp file and a rename, so
+// a reader sees the old file or the new one, never part of one. There is
+// no fsync: the state directory is run-time state (under the exec root,
+// /run by default), which a reboot clears and no monitor outlives, so a
+// flush to disk protects nothing there, and it cost a few milliseconds on
+// every start and exit where the exec root is on a disk.
 func writeFileAtomic(name string, b []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name))
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
