@@ -251,8 +251,9 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 	h, master, err := e.startHolder(context.WithoutCancel(ctx), c, holderOptions{
 		req: holderRequest{ContainerID: r.ID, RuntimeRoot: c.runtimeRoot, Dir: x.dir, Process: proc,
 			NoSeccomp: x.req.Privileged, Drain: tty && !attached},
-		exitPath: filepath.Join(x.dir, execExitFile),
-		stdio:    stdio,
+		exitPath:  filepath.Join(x.dir, execExitFile),
+		startPath: filepath.Join(x.dir, execStartedFile),
+		stdio:     stdio,
 	})
 	if err != nil {
 		closeAll(ours[:])
@@ -260,11 +261,6 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 	}
 	closeAll(stdio[:])
 	stdio = [3]*os.File{}
-	if err := writeJSONAtomic(filepath.Join(x.dir, execStartedFile), execStarted{Pid: h.pid, HolderPid: h.holder, HolderStart: h.start}); err != nil {
-		// A restarted daemon will not know its pid: it reports the exec
-		// as ended (255) once it finds the exit file written.
-		log.From(ctx).Warn("exec: record the running process", log.KeyContainer, r.ID, log.KeyErr, err)
-	}
 	x.mu.Lock()
 	x.running, x.pid, x.master, x.holder = true, h.pid, master, h
 	x.mu.Unlock()

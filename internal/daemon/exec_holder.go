@@ -43,18 +43,19 @@ import (
 //	  exec berth-exec, setsid, fd 3 the
 //	  sync socket (seqpacket) ----------->   (idle: waits for a request;
 //	                                          EOF: exit)
-//	  pre-create <dir>/exit (empty)
-//	  holderRequest + SCM_RIGHTS (the
-//	  exit file, the process's stdio) --->
+//	  pre-create <dir>/exit, start.json
+//	  holderRequest + SCM_RIGHTS (exit,
+//	  start.json, the process's stdio) -->
 //	                                         runtime Load, Exec (tty: the
 //	                                         master arrives on <dir>/c.sock)
+//	                                         write start.json (pids)
 //	                    <------------------- holderReply {pid} or {error}
 //	                    <------------------- tty: the pty master (SCM_RIGHTS)
-//	  write <dir>/start.json                 close stdio, keep the master
+//	                                         close stdio, keep the master
 //	  copy stdio, wait for the holder        reap the process: write exit
 //	  read <dir>/exit                        exit
 //
-// The holder writes into the exit file the daemon made, through the fd it
+// The holder writes into the files the daemon made, through the fds it
 // was given, and adds no name to the directory: a container removal's
 // RemoveAll of the state directory racing an exec's end must not meet a
 // file appearing (ENOTEMPTY). A tty's master stays open in the holder
@@ -77,7 +78,7 @@ type holderRequest struct {
 	// (exec --privileged).
 	NoSeccomp bool `json:"noSeccomp,omitempty"`
 	// Stdio says which of stdin, stdout, stderr come with the request
-	// (after the exit file); the others are /dev/null.
+	// (after the exit and start files); the others are /dev/null.
 	Stdio [3]bool `json:"stdio"`
 	// Drain makes the holder read a tty's output itself (detached).
 	Drain bool `json:"drain,omitempty"`
@@ -143,7 +144,7 @@ func execHolderMain() int {
 		reply(holderReply{Error: fmt.Sprintf("exec holder: bad request: %v", errors.Join(err, ferr))})
 		return 2
 	}
-	want := 1
+	want := 2
 	for _, ok := range req.Stdio {
 		if ok {
 			want++
@@ -153,7 +154,7 @@ func execHolderMain() int {
 		reply(holderReply{Error: fmt.Sprintf("exec holder: got %d files, want %d", len(files), want)})
 		return 2
 	}
-	exitf, stdio := files[0], files[1:]
+	exitf, startf, stdio := files[0], files[1], files[2:]
 	var pio runtime.IO
 	for i, dst := range []**os.File{&pio.Stdin, &pio.Stdout, &pio.Stderr} {
 		if req.Stdio[i] {
@@ -163,13 +164,21 @@ func execHolderMain() int {
 	p, master, err := holderStart(ctx, req, pio)
 	// The process has its own copies: ours would keep the daemon's pipes
 	// open after it ends.
-	for _, f := range files[1:] {
+	for _, f := range files[2:] {
 		f.Close()
 	}
 	if err != nil {
 		reply(holderReply{Error: err.Error()})
 		return 1
 	}
+	// Written before the answer: a daemon killed right after this must
+	// still find the process (the daemon only reads it).
+	st := execStarted{Pid: p.Pid(), HolderPid: os.Getpid()}
+	st.HolderStart, _ = procStartTime(st.HolderPid)
+	if b, err := json.Marshal(st); err == nil {
+		_, _ = startf.WriteAt(b, 0)
+	}
+	startf.Close()
 	// A daemon gone before it learned the pid leaves the process running:
 	// its status is still written, for the next daemon.
 	if reply(holderReply{Pid: p.Pid()}) && master != nil {
@@ -315,9 +324,10 @@ type execHolder struct {
 
 // holderOptions are startHolder's.
 type holderOptions struct {
-	req      holderRequest // Stdio is set from stdio
-	exitPath string
-	stdio    [3]*os.File // nil entries are /dev/null
+	req       holderRequest // Stdio is set from stdio
+	exitPath  string
+	startPath string
+	stdio     [3]*os.File // nil entries are /dev/null
 }
 
 // idleHolder is a started holder waiting for its request.
@@ -419,7 +429,15 @@ func (e *Engine) startHolder(ctx context.Context, c *ctrs, o holderOptions) (*ex
 		return nil, nil, fmt.Errorf("exec in %s: %w", id, err)
 	}
 	defer exitf.Close()
-	rights := []int{int(exitf.Fd())}
+	// The start file too is made here and written by the holder through
+	// its fd, before it answers: a daemon killed between the answer and
+	// its own write would lose a running process's pid.
+	startf, err := os.OpenFile(o.startPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	defer startf.Close()
+	rights := []int{int(exitf.Fd()), int(startf.Fd())}
 	for i, f := range o.stdio {
 		if o.req.Stdio[i] = f != nil; f != nil {
 			rights = append(rights, int(f.Fd()))

@@ -43,7 +43,7 @@ type execRecord struct {
 	Config      containertypes.ExecCreateRequest `json:"config"`
 }
 
-// execStarted is start.json.
+// execStarted is start.json, written by the holder.
 type execStarted struct {
 	Pid         int    `json:"pid"`
 	HolderPid   int    `json:"holderPid"`
@@ -177,15 +177,11 @@ func loadExecSession(dir string, r container.Record) (*execSession, error) {
 		close(x.done)
 		return x, nil
 	}
-	var st execStarted
-	if err := readJSON(filepath.Join(dir, execStartedFile), &st); err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
+	st, err := readExecStarted(dir)
+	if err != nil {
 		if _, err := os.Stat(filepath.Join(dir, execExitFile)); err == nil {
-			// The holder was started, but the daemon died before it
-			// learned the pid: the process may run, and its status is
-			// lost to us. As a holder that died.
+			// Handed to a holder that never started the process (or
+			// died first): as a holder that died.
 			code := 255
 			x.started, x.exitCode = true, &code
 			close(x.done)
@@ -200,10 +196,21 @@ func loadExecSession(dir string, r container.Record) (*execSession, error) {
 // setPid fills x.pid from start.json, if any: inspect shows the pid of an
 // ended exec too.
 func (x *execSession) setPid(dir string) {
-	var st execStarted
-	if readJSON(filepath.Join(dir, execStartedFile), &st) == nil {
+	if st, err := readExecStarted(dir); err == nil {
 		x.pid = st.Pid
 	}
+}
+
+// readExecStarted reads start.json; errdefs.ErrNotFound while it holds
+// nothing (never handed to a holder, or the holder has not started the
+// process).
+func readExecStarted(dir string) (execStarted, error) {
+	var st execStarted
+	b, err := os.ReadFile(filepath.Join(dir, execStartedFile))
+	if err != nil || len(b) == 0 || json.Unmarshal(b, &st) != nil || st.Pid <= 0 {
+		return execStarted{}, fmt.Errorf("exec start record in %s: %w", dir, errdefs.ErrNotFound)
+	}
+	return st, nil
 }
 
 // watchRestoredExec waits, in the engine's background, for the holder of

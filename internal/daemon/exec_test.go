@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	containertypes "github.com/moby/moby/api/types/container"
 
+	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/monitor"
 	"github.com/berth-dev/berth/internal/testutil"
@@ -569,5 +571,79 @@ func TestExecIdleHolderKilled(t *testing.T) {
 	out, _, code, err := execRun(t, e, id, containertypes.ExecCreateRequest{Cmd: []string{"echo", "fresh"}}, nil)
 	if err != nil || code != 0 || out != "fresh\n" {
 		t.Fatalf("exec after the idle holder died: %q %d %v", out, code, err)
+	}
+}
+
+// What a restarted daemon makes of each state an exec's directory can be
+// left in (no root needed: files only).
+func TestLoadExecSession(t *testing.T) {
+	started := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	r := container.Record{ID: "c1"}
+	r.State.StartedAt = started
+	rec := func(id string, created time.Time) string {
+		b, _ := json.Marshal(execRecord{ID: id, ContainerID: "c1", Created: created, Config: containertypes.ExecCreateRequest{Cmd: []string{"true"}}})
+		return string(b)
+	}
+	after := started.Add(time.Second)
+	for _, tc := range []struct {
+		name    string
+		files   map[string]string
+		err     bool
+		dropped bool
+		started bool
+		running bool
+		code    int // with !running && started
+		pid     int
+	}{
+		{name: "no record", files: map[string]string{}, err: true},
+		{name: "bad record", files: map[string]string{"exec.json": "{"}, err: true},
+		{name: "another exec's record", files: map[string]string{"exec.json": rec("other", after)}, err: true},
+		{name: "created before the container's start", files: map[string]string{"exec.json": rec("x1", started.Add(-time.Second))}, dropped: true},
+		{name: "created, never started", files: map[string]string{"exec.json": rec("x1", after)}},
+		{name: "running", files: map[string]string{"exec.json": rec("x1", after), "start.json": `{"pid":42,"holderPid":43}`, "exit": ""},
+			started: true, running: true, pid: 42},
+		{name: "ended", files: map[string]string{"exec.json": rec("x1", after), "start.json": `{"pid":42,"holderPid":43}`, "exit": `{"code":3}`},
+			started: true, code: 3, pid: 42},
+		{name: "could not start", files: map[string]string{"exec.json": rec("x1", after), "exit": `{"code":127}`}, started: true, code: 127},
+		{name: "handed to a holder that never answered", files: map[string]string{"exec.json": rec("x1", after), "start.json": "", "exit": ""},
+			started: true, code: 255},
+		{name: "exit half written", files: map[string]string{"exec.json": rec("x1", after), "start.json": `{"pid":42,"holderPid":43}`, "exit": `{"co`},
+			started: true, running: true, pid: 42},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "x1")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			for name, content := range tc.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			x, err := loadExecSession(dir, r)
+			switch {
+			case tc.err:
+				if err == nil {
+					t.Fatal("no error")
+				}
+				return
+			case err != nil:
+				t.Fatal(err)
+			case tc.dropped:
+				if x != nil {
+					t.Fatal("kept")
+				}
+				return
+			case x == nil:
+				t.Fatal("dropped")
+			}
+			if x.started != tc.started || x.running != tc.running || x.pid != tc.pid {
+				t.Fatalf("started %v running %v pid %d", x.started, x.running, x.pid)
+			}
+			ended := tc.started && !tc.running
+			if ended != (x.exitCode != nil) || (ended && *x.exitCode != tc.code) {
+				t.Fatalf("exit code %v, want %d", x.exitCode, tc.code)
+			}
+		})
 	}
 }
