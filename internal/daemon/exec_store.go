@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -235,4 +236,29 @@ func (e *Engine) execEnded(ctx context.Context, x *execSession, r *container.Rec
 	x.mu.Unlock()
 	close(x.done)
 	e.emitContainer(ctx, evtypes.ActionExecDie, r, map[string]string{"execID": x.id, "exitCode": strconv.Itoa(code)})
+}
+
+// ExecIDs lists the exec sessions running in container id, oldest first:
+// container inspect's ExecIDs (nil when none, as docker's null).
+func (e *Engine) ExecIDs(id string) []string {
+	s := e.execs()
+	s.mu.Lock()
+	var running []*execSession
+	for _, x := range s.sessions {
+		if x.containerID != id {
+			continue
+		}
+		x.mu.Lock()
+		if x.running {
+			running = append(running, x)
+		}
+		x.mu.Unlock()
+	}
+	s.mu.Unlock()
+	slices.SortFunc(running, func(a, b *execSession) int { return a.created.Compare(b.created) })
+	var out []string
+	for _, x := range running {
+		out = append(out, x.id)
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -464,7 +465,7 @@ func TestExecSessionsSurviveRestart(t *testing.T) {
 	if err := e.ContainerStart(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	ended := execDetached(t, e, id, "sh", "-c", "sleep 0.3; exit 3")
+	ended := execDetached(t, e, id, "sh", "-c", "sleep 0.5; exit 3")
 	running := execDetached(t, e, id, "sleep", "100")
 	created, err := e.ExecCreate(ctx, id, containertypes.ExecCreateRequest{Cmd: []string{"sh", "-c", "exit 5"}})
 	if err != nil {
@@ -482,10 +483,13 @@ func TestExecSessionsSurviveRestart(t *testing.T) {
 		t.Fatalf("running exec: %v %+v", err, ins)
 	}
 	pid := ins.Pid
+	if ids := e.ExecIDs(id); !slices.Equal(ids, []string{ended, running}) {
+		t.Fatalf("ExecIDs %q, want the two running ones %q", ids, []string{ended, running})
+	}
 
 	e.ShutdownContainers()
 	e.Close()
-	time.Sleep(600 * time.Millisecond) // ended ends meanwhile
+	time.Sleep(900 * time.Millisecond) // ended ends meanwhile
 	e = open()
 	t.Cleanup(func() {
 		_ = e.ContainerRemove(ctx, id, ContainerRemoveOptions{Force: true})
@@ -507,8 +511,14 @@ func TestExecSessionsSurviveRestart(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	if ids := e.ExecIDs(id); !slices.Equal(ids, []string{running}) {
+		t.Fatalf("ExecIDs after the restart %q, want %q", ids, running)
+	}
 	if code := execEnd(t, e, running); code != 137 {
 		t.Fatalf("running exec killed: exit %d", code)
+	}
+	if ids := e.ExecIDs(id); ids != nil {
+		t.Fatalf("ExecIDs with none running: %q", ids)
 	}
 	if ins, _ := e.ExecInspect(ctx, created.ID); ins.Running || ins.ExitCode != nil {
 		t.Fatalf("created exec after the restart: %+v", ins)
