@@ -1,0 +1,235 @@
+package daemon
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	containertypes "github.com/moby/moby/api/types/container"
+
+	"github.com/berth-dev/berth/internal/build"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/snapshot"
+	"github.com/berth-dev/berth/internal/testutil"
+)
+
+// contextTar is a build context of name → content ("dir/" names a
+// directory).
+func contextTar(t testing.TB, files map[string]string) io.Reader {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, body := range files {
+		h := &tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}
+		if strings.HasSuffix(name, "/") {
+			h = &tar.Header{Name: name, Mode: 0o755, Typeflag: tar.TypeDir}
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			io.WriteString(tw, body)
+		}
+	}
+	tw.Close()
+	return &buf
+}
+
+func buildEngine(t *testing.T) (*Engine, *Builder) {
+	e := ctrEngine(t)
+	b, err := NewBuilder(context.Background(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, b
+}
+
+// runOutput runs cmd in a new container of img and returns its output.
+func buildRunOutput(t *testing.T, e *Engine, img string, cmd ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	id := create(t, e, "", containertypes.Config{Image: img, Cmd: cmd}, &containertypes.HostConfig{NetworkMode: "none"})
+	if err := e.ContainerStart(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, e, id, containertypes.WaitConditionNotRunning)
+	res, err := e.ContainerLogs(ctx, id, ContainerLogsOptions{Stdout: true, Stderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	for m := range res.Messages {
+		out.Write(m.Line)
+	}
+	if err := e.ContainerRemove(ctx, id, ContainerRemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
+}
+
+func TestBuildMultiStageAndCache(t *testing.T) {
+	testutil.RequireRoot(t)
+	e, b := buildEngine(t)
+	ctx := context.Background()
+	files := map[string]string{
+		"Dockerfile": `FROM busybox AS gen
+ARG WORD=hello
+RUN echo "$WORD from run" > /gen.txt && echo built-step
+FROM busybox
+ENV APP=/app
+WORKDIR $APP
+COPY --from=gen /gen.txt ./
+COPY files/ ./files/
+COPY --chown=1:2 --chmod=600 one.txt /etc/one.txt
+LABEL stage=final
+CMD ["cat", "/app/gen.txt"]
+`,
+		"files/":      "",
+		"files/a.txt": "A",
+		"one.txt":     "one",
+	}
+	var out bytes.Buffer
+	res, err := b.Build(ctx, build.Options{Context: contextTar(t, files), Tags: []string{"built:1"}, Output: &out})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out.String())
+	}
+	log := out.String()
+	t.Logf("first build:\n%s", log)
+	for _, want := range []string{"Step 1/11 : FROM busybox AS gen", "built-step", "Successfully built", "Successfully tagged built:1"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("output lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(log, "Using cache") {
+		t.Errorf("first build used the cache:\n%s", log)
+	}
+	if got := buildRunOutput(t, e, "built:1"); got != "hello from run\n" {
+		t.Errorf("run the image: %q", got)
+	}
+	if got := buildRunOutput(t, e, "built:1", "sh", "-c", "cat files/a.txt; stat -c '%u:%g %a' /etc/one.txt"); got != "A1:2 600\n" {
+		t.Errorf("copied files: %q", got)
+	}
+	insp, err := e.ImageInspect(ctx, "built:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if insp.Config.WorkingDir != "/app" || insp.Config.Labels["stage"] != "final" || !strings.Contains(strings.Join(insp.Config.Env, " "), "APP=/app") {
+		t.Errorf("config: %+v", insp.Config)
+	}
+	// No step container is left.
+	if l, err := e.ContainerList(ctx, ContainerListOptions{All: true}); err != nil || len(l) != 0 {
+		t.Errorf("containers after build: %v %v", l, err)
+	}
+
+	// Again: every step from the cache, the same image.
+	out.Reset()
+	res2, err := b.Build(ctx, build.Options{Context: contextTar(t, files), Output: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.ID != res.ID {
+		t.Errorf("rebuild made %s, want %s\n%s", res2.ID, res.ID, out.String())
+	}
+	if n := strings.Count(out.String(), "Using cache"); n != 9 {
+		t.Errorf("rebuild: %d steps from the cache, want 9:\n%s", n, out.String())
+	}
+
+	// One file changed: its COPY and what follows are built again.
+	files["files/a.txt"] = "B"
+	out.Reset()
+	res3, err := b.Build(ctx, build.Options{Context: contextTar(t, files), Output: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "Using cache"); n != 5 || res3.ID == res.ID {
+		t.Errorf("after a change: %d steps from the cache, want 5:\n%s", n, out.String())
+	}
+
+	// A daemon restart keeps the cache: a new Builder on the same root.
+	b2, err := NewBuilder(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if res4, err := b2.Build(ctx, build.Options{Context: contextTar(t, files), Output: &out}); err != nil || res4.ID != res3.ID {
+		t.Errorf("cache after restart: %v %s", err, out.String())
+	}
+}
+
+func TestBuildFailuresLeaveNothing(t *testing.T) {
+	testutil.RequireRoot(t)
+	e, b := buildEngine(t)
+	ctx := context.Background()
+	before, err := e.ImageList(ctx, ImageListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		files map[string]string
+		opts  build.Options
+		want  string
+		class error
+	}{
+		{name: "run fails", files: map[string]string{"Dockerfile": "FROM busybox\nRUN false\n"},
+			want: "The command '/bin/sh -c false' returned a non-zero code: 1"},
+		{name: "run exit 3 exec form", files: map[string]string{"Dockerfile": "FROM busybox\nRUN [\"sh\", \"-c\", \"exit 3\"]\n"},
+			want: "returned a non-zero code: 3"},
+		{name: "missing dockerfile", files: map[string]string{"x": "y"},
+			want: "Cannot locate specified Dockerfile: Dockerfile", class: errdefs.ErrInvalidArgument},
+		{name: "parse error", files: map[string]string{"Dockerfile": "FROM busybox\nENV\n"}, class: errdefs.ErrInvalidArgument},
+		{name: "unknown instruction", files: map[string]string{"Dockerfile": "FROM busybox\nFROBNICATE x\n"},
+			want: "unknown instruction: FROBNICATE", class: errdefs.ErrInvalidArgument},
+		{name: "copy outside context", files: map[string]string{"Dockerfile": "FROM busybox\nCOPY ../x /x\n"},
+			want: "outside the build context", class: errdefs.ErrInvalidArgument},
+		{name: "copy missing", files: map[string]string{"Dockerfile": "FROM busybox\nCOPY nope /x\n"},
+			want: "file not found in build context", class: errdefs.ErrNotFound},
+		{name: "no such base", files: map[string]string{"Dockerfile": "FROM nosuchimage\n"}, class: errdefs.ErrNotFound},
+		{name: "add url", files: map[string]string{"Dockerfile": "FROM busybox\nADD http://example.com/x /x\n"},
+			class: errdefs.ErrNotImplemented},
+		{name: "dockerfile outside context", files: map[string]string{"Dockerfile": "FROM busybox\n"},
+			opts: build.Options{Dockerfile: "../Dockerfile"}, want: "outside the build context"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := tc.opts
+			opts.Context = contextTar(t, tc.files)
+			_, err := b.Build(ctx, opts)
+			if err == nil {
+				t.Fatal("build succeeded")
+			}
+			if tc.want != "" && !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q lacks %q", err, tc.want)
+			}
+			if tc.class != nil && !errors.Is(err, tc.class) {
+				t.Errorf("error %q is not %v", err, tc.class)
+			}
+		})
+	}
+	after, err := e.ImageList(ctx, ImageListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Images) != len(before.Images) {
+		t.Errorf("images: %d before, %d after", len(before.Images), len(after.Images))
+	}
+	if l, err := e.ContainerList(ctx, ContainerListOptions{All: true}); err != nil || len(l) != 0 {
+		t.Errorf("containers after failed builds: %v %v", l, err)
+	}
+	e.snaps.Walk(ctx, func(i snapshot.Info) error {
+		if i.Kind != snapshot.KindCommitted {
+			t.Errorf("snapshot left: %s (%v)", i.Name, i.Kind)
+		}
+		return nil
+	})
+	if m, _ := filepath.Glob(filepath.Join(e.Root(), "build", "ctx-*")); len(m) != 0 {
+		t.Errorf("contexts left: %v", m)
+	}
+	_ = os.Remove
+}
