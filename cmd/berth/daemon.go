@@ -303,7 +303,13 @@ func runDaemon(ctx context.Context, st daemonSettings) error {
 	stopVolumeEvents := e.StartVolumeEvents(ctx)
 	defer stopVolumeEvents()
 
-	srv := api.New(api.Config{Backend: api.Backend{Images: e, System: e, Containers: containerAPI{e}, Exec: execAPI{e}, Networks: e, Volumes: e}})
+	// The builder: its cache, and the working snapshots a crash left.
+	builder, err := daemon.NewBuilder(ctx, e)
+	if err != nil {
+		return err
+	}
+
+	srv := api.New(api.Config{Backend: api.Backend{Images: e, System: e, Containers: containerAPI{e}, Exec: execAPI{e}, Networks: e, Volumes: e, Build: builder}})
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,

@@ -17,12 +17,8 @@ func (s *Server) routes() {
 	s.execRoutes()
 	s.networkRoutes()
 	s.volumeRoutes()
+	s.buildRoutes()
 	s.unsupportedRoutes()
-	// berth has no build cache yet, so pruning it frees nothing; docker
-	// system prune calls this and must not fail on it.
-	s.handle("POST /build/prune", func(_ context.Context, w http.ResponseWriter, _ *http.Request) error {
-		return writeJSON(w, http.StatusOK, map[string]any{"CachesDeleted": nil, "SpaceReclaimed": 0})
-	})
 	s.handle("/", func(context.Context, http.ResponseWriter, *http.Request) error { return notFoundRoute() })
 }
 
@@ -32,7 +28,7 @@ func (s *Server) routes() {
 // A route registered for one of them later (with a method, or a longer
 // path) is more specific and takes precedence.
 var unsupported = map[string]string{
-	"/build": "image builds", "GET /images/search": "registry search",
+	"GET /images/search": "registry search",
 	"/swarm": "swarm mode", "/nodes": "swarm mode", "/services": "swarm mode", "/tasks": "swarm mode",
 	"/secrets": "swarm mode", "/configs": "swarm mode", "/plugins": "plugins", "/session": "build sessions",
 	"/grpc": "build sessions", "/distribution": "registry inspection",

@@ -48,6 +48,9 @@ type Backend struct {
 	// Volumes may be nil (a daemon without containers): its routes then
 	// answer 501.
 	Volumes volumeBackend
+	// Build may be nil: POST /build then answers 501 and
+	// /build/prune frees nothing.
+	Build buildBackend
 }
 
 // Config configures a Server.
