@@ -28,8 +28,7 @@ func (s *Server) routes() {
 // A route registered for one of them later (with a method, or a longer
 // path) is more specific and takes precedence.
 var unsupported = map[string]string{
-	"GET /images/search": "registry search",
-	"/swarm": "swarm mode", "/nodes": "swarm mode", "/services": "swarm mode", "/tasks": "swarm mode",
+	"GET /images/search": "registry search", "/swarm": "swarm mode", "/nodes": "swarm mode", "/services": "swarm mode", "/tasks": "swarm mode",
 	"/secrets": "swarm mode", "/configs": "swarm mode", "/plugins": "plugins", "/session": "build sessions",
 	"/grpc": "build sessions", "/distribution": "registry inspection",
 }
