@@ -116,7 +116,42 @@ func (s *execStore) get(id string) (*execSession, error) {
 	if x, ok := s.sessions[id]; ok {
 		return x, nil
 	}
-	return nil, fmt.Errorf("No such exec instance: %s: %w", id, errdefs.ErrNotFound) //nolint:staticcheck // docker's words
+	return nil, errNoExec(id)
+}
+
+func errNoExec(id string) error {
+	return fmt.Errorf("No such exec instance: %s: %w", id, errdefs.ErrNotFound) //nolint:staticcheck // docker's words
+}
+
+// forget drops x, in memory and on disk.
+func (s *execStore) forget(x *execSession) {
+	s.mu.Lock()
+	delete(s.sessions, x.id)
+	s.mu.Unlock()
+	if x.dir != "" {
+		_ = os.RemoveAll(x.dir)
+	}
+}
+
+// session finds exec id. One whose container has been removed, or has
+// started again since the exec was created, is forgotten: docker keeps an
+// exec until then.
+func (e *Engine) session(id string) (*execSession, error) {
+	s := e.execs()
+	x, err := s.get(id)
+	if err != nil {
+		return nil, err
+	}
+	ct, _, err := e.lookup(x.containerID)
+	switch {
+	case errors.Is(err, errdefs.ErrNotFound):
+	case err != nil:
+		return nil, err
+	case !ct.Snapshot().State.StartedAt.After(x.created):
+		return x, nil
+	}
+	s.forget(x)
+	return nil, errNoExec(id)
 }
 
 func randomID() string {
@@ -164,7 +199,7 @@ func (e *Engine) ExecCreate(ctx context.Context, ref string, req containertypes.
 // The process runs under a holder (exec_holder.go), so it and its exit
 // status outlive this daemon.
 func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions) (retErr error) {
-	x, err := e.execs().get(id)
+	x, err := e.session(id)
 	if err != nil {
 		return err
 	}
@@ -196,10 +231,6 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 	r := ct.Snapshot()
 	if r.State.Status != container.Running {
 		return failed(errNotRunning(r.ID))
-	}
-	if r.State.StartedAt.After(x.created) {
-		// Created in an earlier run of the container.
-		return failed(fmt.Errorf("exec %s: its container restarted since: %w", id, errdefs.ErrConflict))
 	}
 	rc, err := c.rt.Load(ctx, r.ID)
 	if err != nil {
@@ -454,7 +485,7 @@ func consoleListener(dir string) (string, *net.UnixListener, func(), error) {
 
 // ExecInspect describes an exec.
 func (e *Engine) ExecInspect(ctx context.Context, id string) (containertypes.ExecInspectResponse, error) {
-	x, err := e.execs().get(id)
+	x, err := e.session(id)
 	if err != nil {
 		return containertypes.ExecInspectResponse{}, err
 	}
@@ -478,7 +509,7 @@ func (e *Engine) ExecInspect(ctx context.Context, id string) (containertypes.Exe
 
 // ExecResize sets the size of a running exec's terminal.
 func (e *Engine) ExecResize(ctx context.Context, id string, height, width uint) error {
-	x, err := e.execs().get(id)
+	x, err := e.session(id)
 	if err != nil {
 		return err
 	}

@@ -530,8 +530,8 @@ func TestExecSessionsSurviveRestart(t *testing.T) {
 		t.Fatalf("exec created before the restart, started after: exit %d", code)
 	}
 
-	// A container's restart leaves its earlier sessions unstartable, and
-	// the next engine drops them.
+	// A container's restart ends its earlier sessions, as docker's does:
+	// gone for this engine and the next, on disk too.
 	stale, err := e.ExecCreate(ctx, id, containertypes.ExecCreateRequest{Cmd: []string{"true"}})
 	if err != nil {
 		t.Fatal(err)
@@ -540,8 +540,11 @@ func TestExecSessionsSurviveRestart(t *testing.T) {
 	if err := e.ContainerRestart(ctx, id, ContainerStopOptions{Timeout: &zero}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.ExecStart(ctx, stale.ID, ExecStartOptions{Detach: true}); !errors.Is(err, errdefs.ErrConflict) {
+	if err := e.ExecStart(ctx, stale.ID, ExecStartOptions{Detach: true}); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("exec created before the container's restart: %v", err)
+	}
+	if _, err := e.ExecInspect(ctx, ended); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("exec of the container's earlier run: %v", err)
 	}
 	e.ShutdownContainers()
 	e.Close()
@@ -550,6 +553,15 @@ func TestExecSessionsSurviveRestart(t *testing.T) {
 		if _, err := e.ExecInspect(ctx, x); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Fatalf("exec %s of an earlier run after a restart: %v", x, err)
 		}
+	}
+	// And a removed container's.
+	gone := execDetached(t, e, id, "true")
+	execEnd(t, e, gone)
+	if err := e.ContainerRemove(ctx, id, ContainerRemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ExecInspect(ctx, gone); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("exec of a removed container: %v", err)
 	}
 }
 
