@@ -124,7 +124,8 @@ func (f netFootprint) diff(g netFootprint) []string {
 
 // TestNetworkRunRmCycles is issue #6's drill at the engine's level: many
 // `run --rm` on the default bridge (every tenth with a port published on
-// 127.0.0.1, so that rules come and go too) leave no veth, bridge port,
+// 127.0.0.1, so that rules come and go too), then rm -f of running
+// containers and restarts, leave no veth, bridge port,
 // namespace, nsfs mount, nftables rule or endpoint behind, and IPAM hands
 // the first address out again afterwards. BERTH_NET_CYCLES sets the count
 // (500 for the full drill, about 40 s on two cores; 60 by default),
@@ -215,6 +216,29 @@ func TestNetworkRunRmCycles(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d run --rm cycles in %v", n, time.Since(start).Round(time.Millisecond))
+	// The other ends of a container's networking: rm -f of a running
+	// one, and restarts of one container (the same veth name each time,
+	// while the kernel may still destroy the last one).
+	zero := 0
+	for i := range max(n/10, 3) {
+		res, err := e.ContainerCreate(ctx, ContainerCreateOptions{Config: &containertypes.Config{Image: "busybox", Cmd: []string{"sleep", "100"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.ContainerStart(ctx, res.ID); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			for range 3 {
+				if err := e.ContainerRestart(ctx, res.ID, ContainerStopOptions{Timeout: &zero}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := e.ContainerRemove(ctx, res.ID, ContainerRemoveOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	after := settle(before)
 	if d := before.diff(after); len(d) > 0 {
 		t.Fatalf("after %d cycles:\n%s", n, strings.Join(d, "\n"))

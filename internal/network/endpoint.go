@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/internal/cleanup"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -362,17 +363,7 @@ func (m *Manager) addVeth(ep *Endpoint, n *Network, br netlink.Link, mac net.Har
 	if n.MTU > 0 {
 		veth.PeerMTU = uint32(n.MTU)
 	}
-	err := netlink.LinkAdd(veth)
-	if errors.Is(err, unix.EEXIST) {
-		// The same container on the same network moments ago: its
-		// namespace was released and the kernel still destroys the old
-		// pair in the background. Take the name back now.
-		if err := delLink(ep.HostVeth); err != nil {
-			return fmt.Errorf("remove old veth %s: %w", ep.HostVeth, err)
-		}
-		err = netlink.LinkAdd(veth)
-	}
-	if err != nil {
+	if err := takeName(ep.HostVeth, func() error { return netlink.LinkAdd(veth) }); err != nil {
 		return fmt.Errorf("add veth %s: %w", ep.HostVeth, err)
 	}
 	if err := netlink.LinkSetUp(veth); err != nil {
@@ -404,16 +395,7 @@ func (m *Manager) adoptPooledVeth(pooled, name string, n *Network, br netlink.Li
 	if err != nil {
 		return fmt.Errorf("pooled veth %s: %w", pooled, err)
 	}
-	if err := netlink.LinkSetName(l, name); errors.Is(err, unix.EEXIST) {
-		// see addVeth: an old pair of the same container still going
-		if err := delLink(name); err != nil {
-			return fmt.Errorf("remove old veth %s: %w", name, err)
-		}
-		err = netlink.LinkSetName(l, name)
-		if err != nil {
-			return fmt.Errorf("rename %s to %s: %w", pooled, name, err)
-		}
-	} else if err != nil {
+	if err := takeName(name, func() error { return netlink.LinkSetName(l, name) }); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", pooled, name, err)
 	}
 	if n.MTU > 0 {
@@ -523,6 +505,28 @@ func configureInside(nsf *os.File, ep *Endpoint, n *Network, defaultRoute bool, 
 	return nil
 }
 
+// takeName runs add, which names a link name. The name may still be
+// held by the same container's pair on the same network of moments ago:
+// its namespace was released and the kernel destroys the old pair in the
+// background (unregister_netdevice waits for RCU grace periods). Then the
+// old link is deleted, or found gone mid-way, and add tried again while
+// the kernel lets the name go.
+func takeName(name string, add func() error) error {
+	err := add()
+	for i := 0; errors.Is(err, unix.EEXIST) && i < 100; i++ {
+		if err := delLink(name); err != nil {
+			return fmt.Errorf("remove old veth %s: %w", name, err)
+		}
+		if err = add(); !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return err
+}
+
+// delLink deletes a link by name; one that is gone, or going (ENODEV:
+// the kernel unregisters it already), is not an error.
 func delLink(name string) error {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
@@ -532,7 +536,10 @@ func delLink(name string) error {
 		}
 		return err
 	}
-	return netlink.LinkDel(l)
+	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+		return err
+	}
+	return nil
 }
 
 // Detach disconnects a container from one network.
