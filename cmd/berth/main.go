@@ -185,6 +185,7 @@ func newRootCommand() *cobra.Command {
 		newLoadCommand(g),
 		newImportCommand(g),
 		newPruneCommand(g),
+		newBuildCommand(g),
 	)
 	containerCmd := &cobra.Command{Use: "container", Short: "Manage containers"}
 	containerCmd.AddCommand(containerVerbs(g, true)...)
@@ -201,6 +202,7 @@ func newRootCommand() *cobra.Command {
 		newSaveCommand(g),
 		newLoadCommand(g),
 		newImportCommand(g),
+		newBuildCommand(g),
 		newPullCommand(g),
 		newPushCommand(g),
 		newLoginCommand(g),
