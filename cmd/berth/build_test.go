@@ -50,8 +50,8 @@ func TestBuildContext(t *testing.T) {
 
 	tests := []struct {
 		name, path, file, stdin string
-		wantFile               string // the dockerfile name sent; "random" for .dockerfile.*
-		has, lacks             []string
+		wantFile                string // the dockerfile name sent; "random" for .dockerfile.*
+		has, lacks              []string
 	}{
 		{name: "directory", path: dir, wantFile: "", has: []string{"Dockerfile", "app.txt", "keep.log", ".dockerignore"}, lacks: []string{"secret/key", "x.log", "secret/"}},
 		{name: "dockerfile inside", path: dir, file: filepath.Join(dir, "sub/Dockerfile.dev"), wantFile: "sub/Dockerfile.dev", has: []string{"sub/Dockerfile.dev"}},
