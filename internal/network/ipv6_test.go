@@ -1,6 +1,7 @@
 package network_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -123,5 +124,59 @@ func TestIPv6ForwardingAndNAT66(t *testing.T) {
 	}
 	if b, _ := os.ReadFile("/proc/sys/net/ipv6/conf/all/forwarding"); string(b) != string(before) {
 		t.Fatalf("IPv6 forwarding %q after the last IPv6 network went, %q before", b, before)
+	}
+}
+
+// TestIPv6LoopbackProxyAfterRestart: the [::1] proxy lives in the daemon:
+// gone while it is down (the kernel's paths stay), back when a new
+// manager opens the same state.
+func TestIPv6LoopbackProxyAfterRestart(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := t.Context()
+	cfg := newConfig(t, t.TempDir())
+	if err := os.WriteFile(cfg.ResolvConf, []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m1, err := network.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m2 *network.Manager
+	t.Cleanup(func() {
+		m := m1
+		if m2 != nil {
+			m = m2
+		}
+		if err := m.Teardown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	id := "px" + tag() + strings.Repeat("0", 12)
+	path, err := m1.NewNetns(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := m1.Attach(ctx, network.AttachOptions{ContainerID: id, Name: "px",
+		Ports: []portmap.Binding{{HostIP: netip.IPv6Loopback(), ContainerPort: 80, Proto: "tcp"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &box{t: t, id: id, netns: path, rootfs: rootfs(t)}
+	b.httpd("px")
+	url := fmt.Sprintf("http://[::1]:%d/", r.Endpoint.Ports[0].HostPort)
+	if got := get(t, url); !strings.Contains(got, "hello from px") {
+		t.Fatalf("%s: %q", url, got)
+	}
+	m1.Close()
+	c := &http.Client{Timeout: time.Second}
+	if resp, err := c.Get(url); err == nil {
+		resp.Body.Close()
+		t.Fatalf("%s answered with the manager closed", url)
+	}
+	if m2, err = network.New(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, url); !strings.Contains(got, "hello from px") {
+		t.Fatalf("%s after the restart: %q", url, got)
 	}
 }

@@ -204,6 +204,17 @@ func reserveOne(b Binding) (Binding, int, error) {
 			unix.Close(fd)
 			return b, -1, fmt.Errorf("host port %d/%s: IPV6_V6ONLY: %w", b.HostPort, b.Proto, err)
 		}
+		// [::] and [::1] TCP ports become the proxy's listeners, whose
+		// connections leave TIME_WAIT sockets on the port: a daemon that
+		// restarts must bind it again all the same. A listening socket
+		// still keeps others off the port (Linux refuses a bind beside a
+		// listener whatever SO_REUSEADDR says).
+		if typ == unix.SOCK_STREAM && (ip.IsLoopback() || ip.IsUnspecified()) {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+				unix.Close(fd)
+				return b, -1, fmt.Errorf("host port %d/%s: SO_REUSEADDR: %w", b.HostPort, b.Proto, err)
+			}
+		}
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)

@@ -148,8 +148,13 @@ func TestReserveDualStack(t *testing.T) {
 	if len(r.Bindings) != 2 || r.Bindings[1].HostIP != netip.IPv6Unspecified() {
 		t.Fatalf("bindings %+v", r.Bindings)
 	}
+	// once [::] is the proxy's listener, nothing else binds the port
+	// (SO_REUSEADDR, which it has, yields to a listener)
+	if err := r.Proxy(1, netip.MustParseAddrPort("127.0.0.1:9")); err != nil {
+		t.Fatal(err)
+	}
 	if err := r.Add([]Binding{{HostIP: netip.IPv6Loopback(), HostPort: port, ContainerPort: 81, Proto: "tcp"}}); !errors.Is(err, errdefs.ErrConflict) {
-		t.Fatalf("[::1] on a port [::] holds: %v", err)
+		t.Fatalf("[::1] on a port the [::] proxy listens on: %v", err)
 	}
 	if len(r.Bindings) != 2 {
 		t.Fatalf("a failed Add changed the bindings: %+v", r.Bindings)
