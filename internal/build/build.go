@@ -600,7 +600,7 @@ func (r *run) commit(ctx context.Context, st *stage, cfg dockerspec.DockerOCIIma
 		return err
 	}
 	st.img = im
-	if err := r.bd.cache.put(key, id); err != nil {
+	if err := r.bd.cache.put(key, id, r.opts.NoCache); err != nil {
 		return err
 	}
 	fmt.Fprintf(r.out, " ---> %s\n", shortID(id))

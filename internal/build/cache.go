@@ -62,9 +62,16 @@ func (c *cache) get(key string) (digest.Digest, bool) {
 	return id, ok
 }
 
-func (c *cache) put(key string, id digest.Digest) error {
+// put records key → id. keep says to leave an entry already there: a
+// --no-cache build makes a second child for the same step, and later
+// builds keep finding the chain they found before (docker finds one of
+// the children too).
+func (c *cache) put(key string, id digest.Digest, keep bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if _, ok := c.entries[key]; ok && keep {
+		return nil
+	}
 	c.entries[key] = id
 	return c.save()
 }

@@ -29,10 +29,46 @@ func unpackContext(ctx context.Context, dir string, r io.Reader) error {
 	if r == nil {
 		return nil
 	}
+	if uid, gid := os.Geteuid(), os.Getegid(); uid != 0 {
+		// Apply keeps the tar's owners, which only root may set. Who
+		// owns the context does not matter (COPY sets its own), so a
+		// build as another user takes the files as its own.
+		dr, err := archive.Decompress(r)
+		if err != nil {
+			return fmt.Errorf("read build context: %w", err)
+		}
+		defer dr.Close()
+		pr, pw := io.Pipe()
+		defer pr.Close()
+		go func() { pw.CloseWithError(reown(dr, pw, uid, gid)) }()
+		r = pr
+	}
 	if _, err := archive.Apply(ctx, dir, r, archive.ApplyOptions{Whiteouts: archive.WhiteoutsDelete}); err != nil {
 		return fmt.Errorf("read build context: %w", err)
 	}
 	return nil
+}
+
+// reown copies the tar in r to w with every entry owned by uid:gid.
+func reown(r io.Reader, w io.Writer, uid, gid int) error {
+	tr := tar.NewReader(r)
+	tw := tar.NewWriter(w)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return tw.Close()
+		}
+		if err != nil {
+			return err
+		}
+		h.Uid, h.Gid = uid, gid
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return err
+		}
+	}
 }
 
 // applyDockerignore removes from the context what .dockerignore excludes,
