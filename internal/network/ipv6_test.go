@@ -101,7 +101,7 @@ func TestIPv6ForwardingAndNAT66(t *testing.T) {
 		t.Skipf("no IPv6: %v", err)
 	}
 	m, _ := newManager(t)
-	outside(t, "fd77:1::1/64", "fd77:1::2/64")
+	outNS := outside(t, "fd77:1::1/64", "fd77:1::2/64")
 	n6 := userNetwork(t, m, network.CreateOptions{IPv6: true, Subnet6: netip.MustParsePrefix("fd21:b::/64")})
 	if b, _ := os.ReadFile("/proc/sys/net/ipv6/conf/all/forwarding"); string(b) != "1\n" {
 		t.Fatalf("IPv6 forwarding %q with an IPv6 network", b)
@@ -110,8 +110,16 @@ func TestIPv6ForwardingAndNAT66(t *testing.T) {
 	if guard := strings.Contains(string(rules), "meta nfproto ipv6 iifname != "); guard != (string(before) == "0\n") {
 		t.Errorf("forwarding was %q; guard rule present: %v\n%s", before, guard, rules)
 	}
-	a, _ := newBox(t, m, "a6", network.AttachOptions{Network: n6.Name})
+	a, ar := newBox(t, m, "a6", network.AttachOptions{Network: n6.Name, Ports: []portmap.Binding{{ContainerPort: 80, Proto: "tcp"}}})
 	a.must("ping", "-6", "-c1", "-W2", "fd77:1::2")
+	// and the outside reaches its port published on [::] through the
+	// host's address (prerouting's DNAT, then forwarded)
+	a.httpd("a6")
+	port := ar[0].Endpoint.Ports[1].HostPort
+	if out, err := exec.Command("nsenter", "--net="+outNS, "curl", "-sS", "-m", "3", "-g",
+		fmt.Sprintf("http://[fd77:1::1]:%d/", port)).CombinedOutput(); err != nil || !strings.Contains(string(out), "hello from a6") {
+		t.Errorf("from outside to [fd77:1::1]:%d: %v: %s", port, err, out)
+	}
 
 	if err := m.RemoveNetwork(t.Context(), n6.Name); err == nil {
 		t.Fatal("removed a network with an endpoint")

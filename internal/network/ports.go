@@ -1,7 +1,11 @@
 package network
 
 import (
+	"errors"
 	"net/netip"
+	"slices"
+
+	"github.com/berth-dev/berth/internal/errdefs"
 
 	"github.com/berth-dev/berth/internal/network/firewall"
 	"github.com/berth-dev/berth/internal/network/portmap"
@@ -27,23 +31,32 @@ import (
 // reservePorts reserves bs; on a network with IPv6 a binding on every
 // address (no host IP) gets [::] of the same port beside it, as docker
 // lists both 0.0.0.0:port and [::]:port.
+// An ephemeral port the kernel picked for IPv4 may be taken for IPv6:
+// then the whole reservation is tried again, a few times. (A range's
+// first free IPv4 port taken for IPv6 is a conflict.)
 func reservePorts(bs []portmap.Binding, dual bool) (*portmap.Reservation, error) {
-	r, err := portmap.Reserve(bs)
-	if err != nil || !dual {
-		return r, err
-	}
-	var v6 []portmap.Binding
-	for _, b := range r.Bindings {
-		if !b.HostIP.IsValid() {
-			b.HostIP = netip.IPv6Unspecified()
-			v6 = append(v6, b)
+	picked := slices.ContainsFunc(bs, func(b portmap.Binding) bool { return b.HostPort == 0 })
+	for attempt := 0; ; attempt++ {
+		r, err := portmap.Reserve(bs)
+		if err != nil || !dual {
+			return r, err
+		}
+		var v6 []portmap.Binding
+		for _, b := range r.Bindings {
+			if !b.HostIP.IsValid() {
+				b.HostIP = netip.IPv6Unspecified()
+				v6 = append(v6, b)
+			}
+		}
+		err = r.Add(v6)
+		if err == nil {
+			return r, nil
+		}
+		r.Close()
+		if !picked || !errors.Is(err, errdefs.ErrConflict) || attempt == 4 {
+			return nil, err
 		}
 	}
-	if err := r.Add(v6); err != nil {
-		r.Close()
-		return nil, err
-	}
-	return r, nil
 }
 
 // proxyTarget says whether binding b of ep is served by a proxy, and
