@@ -37,8 +37,21 @@ func openIn(rootfd int, p string, flags uint64) (int, error) {
 
 // mkdirAllIn makes directory p (and its missing parents) inside rootfd,
 // new ones 0755 and owned by own (docker's MkdirAllAndChownNew), and
-// returns an O_PATH descriptor of it.
+// returns an O_PATH descriptor of it. A component that is a dangling
+// symlink gets its target made, resolved inside the root as the kernel
+// would resolve it there.
 func mkdirAllIn(rootfd int, p string, own owner) (int, error) {
+	return mkdirAllDepth(rootfd, p, own, 0)
+}
+
+// maxLinks bounds the symlinks followed while making directories
+// (the kernel's own limit is 40, path_resolution(7)).
+const maxLinks = 40
+
+func mkdirAllDepth(rootfd int, p string, own owner, depth int) (int, error) {
+	if depth > maxLinks {
+		return -1, fmt.Errorf("mkdir %s: %w", p, unix.ELOOP)
+	}
 	fd, err := unix.Dup(rootfd)
 	if err != nil {
 		return -1, err
@@ -48,6 +61,7 @@ func mkdirAllIn(rootfd int, p string, own owner) (int, error) {
 		if name == "" {
 			continue
 		}
+		parent := cur
 		cur = path.Join(cur, name)
 		err := unix.Mkdirat(fd, name, 0o755)
 		created := err == nil
@@ -55,10 +69,29 @@ func mkdirAllIn(rootfd int, p string, own owner) (int, error) {
 			unix.Close(fd)
 			return -1, fmt.Errorf("mkdir %s: %w", cur, err)
 		}
+		var link string
+		if !created {
+			buf := make([]byte, unix.PathMax)
+			if n, err := unix.Readlinkat(fd, name, buf); err == nil {
+				link = string(buf[:n])
+			}
+		}
 		unix.Close(fd)
 		// Reopen from the root: name may be a symlink, which must
 		// resolve inside the root like any other path.
-		if fd, err = openIn(rootfd, cur, unix.O_PATH|unix.O_DIRECTORY); err != nil {
+		fd, err = openIn(rootfd, cur, unix.O_PATH|unix.O_DIRECTORY)
+		if errors.Is(err, unix.ENOENT) && link != "" {
+			target := link
+			if !path.IsAbs(target) {
+				target = path.Join(parent, target)
+			}
+			var tfd int
+			if tfd, err = mkdirAllDepth(rootfd, target, own, depth+1); err == nil {
+				unix.Close(tfd)
+				fd, err = openIn(rootfd, cur, unix.O_PATH|unix.O_DIRECTORY)
+			}
+		}
+		if err != nil {
 			if errors.Is(err, unix.ENOTDIR) {
 				return -1, fmt.Errorf("%s is not a directory: %w", cur, errdefs.ErrInvalidArgument)
 			}

@@ -16,7 +16,6 @@ import (
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	containertypes "github.com/moby/moby/api/types/container"
-	evtypes "github.com/moby/moby/api/types/events"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -68,13 +67,10 @@ func NewBuilder(ctx context.Context, e *Engine) (*Builder, error) {
 }
 
 // Build builds an image (see build.Builder.Build).
+// Its events are those of the steps, as docker's: the RUN containers'
+// create, start, die and destroy, and the final tags.
 func (b *Builder) Build(ctx context.Context, opts build.Options) (build.Result, error) {
-	res, err := b.b.Build(ctx, opts)
-	if err != nil {
-		return res, err
-	}
-	b.e.emitImage(ctx, evtypes.Action("build"), res.ID.String(), res.ID.String())
-	return res, nil
+	return b.b.Build(ctx, opts)
 }
 
 // BuildPrune forgets the build cache and removes the images only it kept.

@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	containertypes "github.com/moby/moby/api/types/container"
 
@@ -232,4 +234,109 @@ func TestBuildFailuresLeaveNothing(t *testing.T) {
 		t.Errorf("contexts left: %v", m)
 	}
 	_ = os.Remove
+}
+
+// lockedBuffer is a bytes.Buffer safe to read while a build writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestBuildCancelled: a client that goes away mid-RUN leaves no
+// container and no working snapshot.
+func TestBuildCancelled(t *testing.T) {
+	testutil.RequireRoot(t)
+	e, b := buildEngine(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.Build(ctx, build.Options{Context: contextTar(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started; sleep 30\n"}), Output: &out})
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "started") {
+		if time.Now().After(deadline) {
+			t.Fatalf("RUN did not start:\n%s", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled build: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("cancelled build still running")
+	}
+	bg := context.Background()
+	if l, err := e.ContainerList(bg, ContainerListOptions{All: true}); err != nil || len(l) != 0 {
+		t.Errorf("containers after a cancelled build: %v %v", l, err)
+	}
+	e.snaps.Walk(bg, func(i snapshot.Info) error {
+		if i.Kind != snapshot.KindCommitted {
+			t.Errorf("snapshot left: %s (%v)", i.Name, i.Kind)
+		}
+		return nil
+	})
+}
+
+// TestBuildHostileImageAndContext: a symlink in the image pointing out
+// of it, an ADD'ed tar climbing out, scratch plus COPY --from an image.
+func TestBuildHostileImageAndContext(t *testing.T) {
+	testutil.RequireRoot(t)
+	e, b := buildEngine(t)
+	ctx := context.Background()
+	outside := filepath.Join(t.TempDir(), "victim")
+	if err := os.MkdirAll(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var evil bytes.Buffer
+	tw := tar.NewWriter(&evil)
+	for _, name := range []string{"../../../../" + strings.TrimPrefix(outside, "/") + "/from-tar", "ok.txt"} {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
+		tw.Write([]byte("x"))
+	}
+	tw.Close()
+	df := "FROM busybox\n" +
+		// An image symlink aiming at the host's directory, by absolute
+		// path and by climbing.
+		"RUN ln -s " + outside + " /abs && ln -s ../../../../../../" + strings.TrimPrefix(outside, "/") + " /up\n" +
+		"COPY f /abs/\nCOPY f /up/g\nWORKDIR /abs/w\nADD evil.tar /unpacked/\n"
+	var out bytes.Buffer
+	res, err := b.Build(ctx, build.Options{Context: contextTar(t, map[string]string{"Dockerfile": df, "f": "F", "evil.tar": evil.String()}), Output: &out, Tags: []string{"hostile:1"}})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out.String())
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("the build wrote on the host through the image's symlinks: %v", ents)
+	}
+	got := buildRunOutput(t, e, "hostile:1", "sh", "-c", "cat "+outside+"/f "+outside+"/g /unpacked/ok.txt; ls "+outside+" /unpacked")
+	if !strings.HasPrefix(got, "FFx") || !strings.Contains(got, "ok.txt") {
+		t.Errorf("inside the image: %q", got)
+	}
+	_ = res
+
+	// FROM scratch, its files copied from an image: it runs.
+	out.Reset()
+	if _, err := b.Build(ctx, build.Options{Context: contextTar(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY --from=busybox / /\nCMD [\"echo\", \"from scratch\"]\n"}), Output: &out, Tags: []string{"scratchy:1"}}); err != nil {
+		t.Fatalf("scratch build: %v\n%s", err, out.String())
+	}
+	if got := buildRunOutput(t, e, "scratchy:1"); got != "from scratch\n" {
+		t.Errorf("scratch image: %q", got)
+	}
 }
