@@ -121,6 +121,14 @@ func TestBuildDockerCLI(t *testing.T) {
 	if got := d.DockerOK(t, "run", "--rm", "gen:1", "cat", "/gen.txt"); got != "hi from the gen stage\n" {
 		t.Errorf("--build-arg: %q", got)
 	}
+	// docker builder prune empties the cache: the next build hits nothing.
+	if out := d.DockerOK(t, "builder", "prune", "-f"); !strings.Contains(out, "Total") {
+		t.Errorf("builder prune: %q", out)
+	}
+	r = run(t, append(d.dockerEnv(t), env...), nil, DockerCLI, "build", dir)
+	if r.Code != 0 || strings.Contains(r.Stdout, "Using cache") {
+		t.Errorf("build after builder prune: %s", r)
+	}
 }
 
 // TestBuildDockerCLIFailures: a failing RUN exits with its code and
