@@ -70,9 +70,9 @@ type execSession struct {
 type execStore struct {
 	mu       sync.Mutex
 	sessions map[string]*execSession
-	// idle is the holder started ahead (exec_holder.go); retireOnStop
-	// says the engine's stop retires it.
-	idle         *idleHolder
+	// shared is the engine's exec holder (exec_holder.go); retireOnStop
+	// says the engine's stop closes its control socket.
+	shared       *sharedHolder
 	retireOnStop bool
 }
 

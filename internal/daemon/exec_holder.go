@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,37 +24,39 @@ import (
 	"github.com/berth-dev/berth/internal/runtime/console"
 )
 
-// An exec's process is not the daemon's child but a small holder's: the
-// binary re-executed as "berth-exec", in a session of its own, that calls
-// the runtime library to start the process (so the process, re-parented
-// past nsenter's fork, lands on the holder as child subreaper), reaps it
-// and writes its exit status. A daemon killed with -9 leaves the holder
-// running; the daemon started next reads the status, or waits for the
-// holder, as for a container's monitor (restoreExecs).
+// An exec's process is not the daemon's child but a holder's: the binary
+// re-executed as "berth-exec", in a session of its own, that calls the
+// runtime library to start processes (so each, re-parented past nsenter's
+// fork, lands on the holder as child subreaper), reaps them and writes
+// their exit status. A daemon killed with -9 leaves the holder running;
+// the daemon started next reads the status, or waits for the process, as
+// for a container's monitor (restoreExecs).
 //
-// A holder costs a Go start-up, so the daemon keeps one started ahead,
-// idle on its socket, and starts the next once the exec it handed one to
-// runs (not before: on two cores the start-up would slow that exec):
-// an exec pays a message, not a process start (isolated execs measured
-// 24 ms median against 30-35 ms starting a holder each time; 19 ms for
-// the daemon's own child before holders). An idle holder exits when its
-// socket closes (the engine stopping, or the daemon gone).
+// One holder serves all of a daemon's execs, as the daemon did itself
+// before: warm, it starts a process about as fast as the daemon did (an
+// attached `exec true` in a loop, 12-14 ms median against 14-15 ms, on a
+// loaded 2-core machine), where a fresh holder per exec cost a Go
+// start-up and a cold first Exec (20 ms), and a process per running exec.
+// It is started at the first exec. When its control socket closes (the engine stopping, or the
+// daemon gone) it takes no more requests and exits once its processes
+// have ended; the next daemon starts its own.
 //
 //	daemon (ExecStart)                     holder (execHolderMain)
 //	  exec berth-exec, setsid, fd 3 the
-//	  sync socket (seqpacket) ----------->   (idle: waits for a request;
-//	                                          EOF: exit)
+//	  control socket (seqpacket), once
 //	  pre-create <dir>/exit, start.json
-//	  holderRequest + SCM_RIGHTS (exit,
-//	  start.json, the process's stdio) -->
+//	  holderRequest + SCM_RIGHTS (the
+//	  exec's own socket, exit,
+//	  start.json, the process's stdio) -->  (a goroutine per exec)
 //	                                         runtime Load, Exec (tty: the
 //	                                         master arrives on <dir>/c.sock)
 //	                                         write start.json (pids)
-//	                    <------------------- holderReply {pid} or {error}
-//	                    <------------------- tty: the pty master (SCM_RIGHTS)
-//	                                         close stdio, keep the master
-//	  copy stdio, wait for the holder        reap the process: write exit
-//	  read <dir>/exit                        exit
+//	              exec socket <------------- holderReply {pid} or {error}
+//	              exec socket <------------- tty: the pty master (SCM_RIGHTS)
+//	  copy stdio                             close stdio, keep the master
+//	                                         reap the process: write exit,
+//	              exec socket <------------- close (EOF)
+//	  read <dir>/exit
 //
 // The holder writes into the files the daemon made, through the fds it
 // was given, and adds no name to the directory: a container removal's
@@ -65,10 +68,10 @@ import (
 const (
 	execHolderArgv0 = "berth-exec"
 	envExecHolder   = "_BERTH_EXEC_HOLDER"
-	holderSyncFD    = 3
+	holderCtlFD     = 3
 )
 
-// holderRequest is the daemon's one message to a new holder.
+// holderRequest is the daemon's message to the holder, one per exec.
 type holderRequest struct {
 	ContainerID string         `json:"containerId"`
 	RuntimeRoot string         `json:"runtimeRoot"`
@@ -78,7 +81,8 @@ type holderRequest struct {
 	// (exec --privileged).
 	NoSeccomp bool `json:"noSeccomp,omitempty"`
 	// Stdio says which of stdin, stdout, stderr come with the request
-	// (after the exit and start files); the others are /dev/null.
+	// (after the exec's socket, the exit and start files); the others
+	// are /dev/null.
 	Stdio [3]bool `json:"stdio"`
 	// Drain makes the holder read a tty's output itself (detached).
 	Drain bool `json:"drain,omitempty"`
@@ -116,43 +120,84 @@ func execHolderEntry() bool {
 func execHolderMain() int {
 	// Its stdio is /dev/null, but the runtime's logs go nowhere anyway.
 	slog.SetDefault(slog.New(slog.DiscardHandler))
-	ctx := context.Background()
-	syncf := os.NewFile(holderSyncFD, "sync")
-	conn, err := net.FileConn(syncf)
-	syncf.Close()
+	ctl, err := fileConn(os.NewFile(holderCtlFD, "control"))
 	if err != nil {
 		return 2
 	}
-	uc, ok := conn.(*net.UnixConn)
-	if !ok {
-		return 2
-	}
-	reply := func(r holderReply) bool {
-		b, _ := json.Marshal(r)
-		_, err := uc.Write(b)
-		return err == nil
-	}
+	self, _ := procStartTime(os.Getpid())
+	var wg sync.WaitGroup
 	buf := make([]byte, 1<<20)
 	oob := make([]byte, unix.CmsgSpace(8*4))
-	n, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
-	if err != nil || n == 0 {
-		return 0 // retired while idle
+	for {
+		n, oobn, _, _, err := ctl.ReadMsgUnix(buf, oob)
+		if err != nil || n == 0 {
+			break // the daemon went, or retired us
+		}
+		files, ferr := receivedFiles(oob[:oobn])
+		var req holderRequest
+		jerr := json.Unmarshal(buf[:n], &req)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			serveExec(req, files, errors.Join(ferr, jerr), self)
+		}()
 	}
-	files, ferr := receivedFiles(oob[:oobn])
-	var req holderRequest
-	if err := json.Unmarshal(buf[:n], &req); err != nil || req.Process == nil || ferr != nil {
-		reply(holderReply{Error: fmt.Sprintf("exec holder: bad request: %v", errors.Join(err, ferr))})
-		return 2
+	ctl.Close()
+	wg.Wait()
+	return 0
+}
+
+// fileConn makes f, a unix socket, a *net.UnixConn (and closes f).
+func fileConn(f *os.File) (*net.UnixConn, error) {
+	conn, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, err
 	}
-	want := 2
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		conn.Close()
+		return nil, fmt.Errorf("%s: not a unix socket", f.Name())
+	}
+	return uc, nil
+}
+
+// serveExec runs one request: files are the exec's socket, the exit and
+// start files, then the stdio the request lists.
+func serveExec(req holderRequest, files []*os.File, bad error, self uint64) {
+	ctx := context.Background()
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	want := 3
 	for _, ok := range req.Stdio {
 		if ok {
 			want++
 		}
 	}
-	if len(files) != want {
-		reply(holderReply{Error: fmt.Sprintf("exec holder: got %d files, want %d", len(files), want)})
-		return 2
+	if len(files) == 0 {
+		return // no socket to answer on
+	}
+	uc, err := fileConn(files[0])
+	files = files[1:]
+	if err != nil {
+		return
+	}
+	// Closed last: EOF tells the daemon the exit file is written.
+	defer uc.Close()
+	reply := func(r holderReply) bool {
+		b, _ := json.Marshal(r)
+		_, err := uc.Write(b)
+		return err == nil
+	}
+	if bad == nil && (req.Process == nil || len(files) != want-1) {
+		bad = fmt.Errorf("got %d files, want %d", len(files)+1, want)
+	}
+	if bad != nil {
+		reply(holderReply{Error: fmt.Sprintf("exec holder: bad request: %v", bad)})
+		return
 	}
 	exitf, startf, stdio := files[0], files[1], files[2:]
 	var pio runtime.IO
@@ -169,23 +214,21 @@ func execHolderMain() int {
 	}
 	if err != nil {
 		reply(holderReply{Error: err.Error()})
-		return 1
+		return
 	}
 	// Written before the answer: a daemon killed right after this must
 	// still find the process (the daemon only reads it).
-	st := execStarted{Pid: p.Pid(), HolderPid: os.Getpid()}
-	st.HolderStart, _ = procStartTime(st.HolderPid)
+	st := execStarted{Pid: p.Pid(), HolderPid: os.Getpid(), HolderStart: self}
+	st.PidStart, _ = procStartTime(st.Pid)
 	if b, err := json.Marshal(st); err == nil {
 		_, _ = startf.WriteAt(b, 0)
 	}
-	startf.Close()
 	// A daemon gone before it learned the pid leaves the process running:
 	// its status is still written, for the next daemon.
 	if reply(holderReply{Pid: p.Pid()}) && master != nil {
 		// As console.SendMasterTo does: the name, and the fd.
 		_, _, _ = uc.WriteMsgUnix([]byte("/dev/ptmx"), unix.UnixRights(int(master.Fd())), nil)
 	}
-	uc.Close()
 	if master != nil && req.Drain {
 		go func() { _, _ = io.Copy(io.Discard, master) }()
 	}
@@ -197,10 +240,7 @@ func execHolderMain() int {
 	if werr != nil {
 		ex.Code, ex.Error = 255, werr.Error()
 	}
-	if err := writeExecExit(exitf, ex); err != nil {
-		return 1
-	}
-	return 0
+	_ = writeExecExit(exitf, ex)
 }
 
 // receivedFiles are the fds of a message's SCM_RIGHTS, in order.
@@ -313,13 +353,14 @@ func readExecExit(path string) (execExit, error) {
 	return ex, nil
 }
 
-// execHolder is the daemon's view of one holder.
+// execHolder is the daemon's view of one exec's process under a holder.
 type execHolder struct {
-	pid      int       // the exec's process
-	holder   int       // the holder's pid
-	start    uint64    // the holder's start time (clock ticks after boot), against pid reuse
-	cmd      *exec.Cmd // set while the holder is our child; nil after a restart
-	exitPath string
+	pid         int    // the exec's process
+	pidStart    uint64 // its start time (clock ticks after boot), against pid reuse
+	holder      int    // the holder's pid
+	holderStart uint64
+	conn        *net.UnixConn // the exec's socket; nil after a restart
+	exitPath    string
 }
 
 // holderOptions are startHolder's.
@@ -330,22 +371,23 @@ type holderOptions struct {
 	stdio     [3]*os.File // nil entries are /dev/null
 }
 
-// idleHolder is a started holder waiting for its request.
-type idleHolder struct {
-	cmd *exec.Cmd
-	uc  *net.UnixConn
+// sharedHolder is the engine's running holder.
+type sharedHolder struct {
+	cmd   *exec.Cmd
+	ctl   *net.UnixConn
+	start uint64
+	done  chan struct{} // closed once it has exited
 }
 
-// spawnHolder starts a holder; it waits on its socket for a request.
-func spawnHolder() (*idleHolder, error) {
+// spawnHolder starts a holder.
+func spawnHolder() (*sharedHolder, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("exec holder: sync socketpair: %w", err)
+		return nil, fmt.Errorf("exec holder: control socketpair: %w", err)
 	}
-	ours, theirs := os.NewFile(uintptr(fds[0]), "exec-sync"), os.NewFile(uintptr(fds[1]), "exec-sync-holder")
+	theirs := os.NewFile(uintptr(fds[1]), "exec-holder-control")
 	defer theirs.Close()
-	conn, err := net.FileConn(ours)
-	ours.Close()
+	ctl, err := fileConn(os.NewFile(uintptr(fds[0]), "exec-control"))
 	if err != nil {
 		return nil, fmt.Errorf("exec holder: %w", err)
 	}
@@ -360,84 +402,94 @@ func spawnHolder() (*idleHolder, error) {
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	if err := cmd.Start(); err != nil {
-		conn.Close()
+		ctl.Close()
 		return nil, fmt.Errorf("exec holder: start: %w", err)
 	}
-	return &idleHolder{cmd: cmd, uc: conn.(*net.UnixConn)}, nil
+	h := &sharedHolder{cmd: cmd, ctl: ctl, done: make(chan struct{})}
+	h.start, _ = procStartTime(cmd.Process.Pid)
+	go func() {
+		_ = cmd.Wait()
+		close(h.done)
+	}()
+	return h, nil
 }
 
-// retire ends an idle holder: on EOF it exits.
-func (h *idleHolder) retire() {
-	h.uc.Close()
-	go func() { _ = h.cmd.Wait() }()
-}
-
-// takeHolder hands out the idle holder, or starts one.
-func (s *execStore) takeHolder(c *ctrs) (*idleHolder, error) {
+// holder returns the engine's holder, starting one if there is none yet
+// or it died. The engine's stop closes its control socket.
+func (s *execStore) holder(c *ctrs) (*sharedHolder, error) {
 	s.mu.Lock()
-	h := s.idle
-	s.idle = nil
+	defer s.mu.Unlock()
+	if h := s.shared; h != nil {
+		select {
+		case <-h.done:
+			h.ctl.Close()
+			s.shared = nil
+		default:
+			return h, nil
+		}
+	}
+	if c.bg.Err() != nil {
+		return nil, fmt.Errorf("exec: the engine is stopping: %w", errdefs.ErrUnavailable)
+	}
+	h, err := spawnHolder()
+	if err != nil {
+		return nil, err
+	}
+	s.shared = h
 	if !s.retireOnStop {
 		s.retireOnStop = true
 		context.AfterFunc(c.bg, func() {
 			s.mu.Lock()
-			h := s.idle
-			s.idle = nil
+			h := s.shared
+			s.shared = nil
 			s.mu.Unlock()
 			if h != nil {
-				h.retire()
+				h.ctl.Close() // it exits once its processes have
 			}
 		})
 	}
-	s.mu.Unlock()
-	if h != nil {
-		return h, nil
+	return h, nil
+}
+
+// dropHolder forgets h, which could not take a request.
+func (s *execStore) dropHolder(h *sharedHolder) {
+	s.mu.Lock()
+	if s.shared == h {
+		s.shared = nil
 	}
-	return spawnHolder()
+	s.mu.Unlock()
+	h.ctl.Close()
 }
 
-// refill starts the successor of a holder just handed out, unless the
-// engine stops. Called once the exec's process runs: the successor's
-// start-up would otherwise take the CPU that exec needs.
-func (s *execStore) refill(c *ctrs) {
-	go func() {
-		if c.bg.Err() != nil {
-			return
-		}
-		next, err := spawnHolder()
-		if err != nil {
-			return // the next exec starts its own
-		}
-		s.mu.Lock()
-		if s.idle == nil && c.bg.Err() == nil {
-			s.idle, next = next, nil
-		}
-		s.mu.Unlock()
-		if next != nil {
-			next.retire()
-		}
-	}()
-}
-
-// startHolder has a holder run o.req and returns once the process runs
-// (with its pty master when it has a terminal), or with the runtime's
-// error.
+// startHolder has the engine's holder run o.req and returns once the
+// process runs (with its pty master when it has a terminal), or with the
+// runtime's error.
 func (e *Engine) startHolder(ctx context.Context, c *ctrs, o holderOptions) (*execHolder, *os.File, error) {
 	id := o.req.ContainerID
-	exitf, err := os.OpenFile(o.exitPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	open := func(p string) (*os.File, error) {
+		return os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	}
+	exitf, err := open(o.exitPath)
 	if err != nil {
 		return nil, nil, fmt.Errorf("exec in %s: %w", id, err)
 	}
 	defer exitf.Close()
-	// The start file too is made here and written by the holder through
-	// its fd, before it answers: a daemon killed between the answer and
-	// its own write would lose a running process's pid.
-	startf, err := os.OpenFile(o.startPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	startf, err := open(o.startPath)
 	if err != nil {
 		return nil, nil, fmt.Errorf("exec in %s: %w", id, err)
 	}
 	defer startf.Close()
-	rights := []int{int(exitf.Fd()), int(startf.Fd())}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("exec in %s: socketpair: %w", id, err)
+	}
+	theirs := os.NewFile(uintptr(fds[1]), "exec-holder-conn")
+	defer theirs.Close()
+	uc, err := fileConn(os.NewFile(uintptr(fds[0]), "exec-conn"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	rights := []int{int(theirs.Fd()), int(exitf.Fd()), int(startf.Fd())}
 	for i, f := range o.stdio {
 		if o.req.Stdio[i] = f != nil; f != nil {
 			rights = append(rights, int(f.Fd()))
@@ -445,34 +497,36 @@ func (e *Engine) startHolder(ctx context.Context, c *ctrs, o holderOptions) (*ex
 	}
 	b, err := json.Marshal(o.req)
 	if err != nil {
+		uc.Close()
 		return nil, nil, err
 	}
-	var h *idleHolder
+	s := e.execs()
+	var h *sharedHolder
 	for try := 0; ; try++ {
-		if h, err = e.execs().takeHolder(c); err != nil {
+		if h, err = s.holder(c); err != nil {
+			uc.Close()
 			return nil, nil, fmt.Errorf("exec in %s: %w", id, err)
 		}
-		_, _, err = h.uc.WriteMsgUnix(b, unix.UnixRights(rights...), nil)
-		if err == nil {
+		if _, _, err = h.ctl.WriteMsgUnix(b, unix.UnixRights(rights...), nil); err == nil {
 			break
 		}
-		// An idle holder someone killed: one more, fresh.
-		h.retire()
+		// A holder someone killed: one more, fresh.
+		s.dropHolder(h)
 		if try == 1 {
+			uc.Close()
 			return nil, nil, fmt.Errorf("exec in %s: holder: %w", id, err)
 		}
 	}
-	defer h.uc.Close()
+	theirs.Close()
 	fail := func(err error) (*execHolder, *os.File, error) {
-		_ = h.cmd.Process.Kill()
-		_ = h.cmd.Wait()
+		uc.Close()
 		return nil, nil, err
 	}
 	if dl, ok := ctx.Deadline(); ok {
-		_ = h.uc.SetDeadline(dl)
+		_ = uc.SetDeadline(dl)
 	}
 	buf := make([]byte, 64<<10)
-	n, err := h.uc.Read(buf)
+	n, err := uc.Read(buf)
 	if err != nil || n == 0 {
 		return fail(fmt.Errorf("exec in %s: holder ended before answering: %v", id, err))
 	}
@@ -480,38 +534,67 @@ func (e *Engine) startHolder(ctx context.Context, c *ctrs, o holderOptions) (*ex
 	if err := json.Unmarshal(buf[:n], &rep); err != nil {
 		return fail(fmt.Errorf("exec in %s: holder reply: %w", id, err))
 	}
-	e.execs().refill(c)
 	if rep.Error != "" {
-		_ = h.cmd.Wait()
-		return nil, nil, errors.New(rep.Error)
+		return fail(errors.New(rep.Error))
 	}
 	var master *os.File
 	if o.req.Process.Terminal {
-		if master, err = console.ReceiveMaster(h.uc); err != nil {
+		if master, err = console.ReceiveMaster(uc); err != nil {
 			return fail(fmt.Errorf("exec in %s: %w", id, err))
 		}
 	}
-	x := &execHolder{pid: rep.Pid, holder: h.cmd.Process.Pid, cmd: h.cmd, exitPath: o.exitPath}
-	x.start, _ = procStartTime(x.holder)
+	_ = uc.SetDeadline(time.Time{})
+	x := &execHolder{pid: rep.Pid, holder: h.cmd.Process.Pid, holderStart: h.start, conn: uc, exitPath: o.exitPath}
+	x.pidStart, _ = procStartTime(rep.Pid)
 	return x, master, nil
 }
 
-// wait waits for the holder to end and returns the process's exit
-// status. A holder that is not our child (found after a restart) is
-// watched through a pidfd; ctx ends the watch.
+// wait waits for the process to end and returns its exit status. With
+// the exec's socket, the holder's EOF says the status is written; without
+// (found after a restart, or a holder that died), the process is watched
+// through a pidfd. ctx ends the watch.
 func (h *execHolder) wait(ctx context.Context) (execExit, error) {
-	if h.cmd != nil {
-		_ = h.cmd.Wait()
-	} else if err := waitForeignPid(ctx, h.holder, h.start); err != nil {
+	if h.conn != nil {
+		stop := context.AfterFunc(ctx, func() { _ = h.conn.SetReadDeadline(time.Now()) })
+		buf := make([]byte, 512)
+		for {
+			if _, err := h.conn.Read(buf); err != nil {
+				break
+			}
+		}
+		stop()
+		h.conn.Close()
+		if err := ctx.Err(); err != nil {
+			return execExit{}, err
+		}
+		if ex, err := readExecExit(h.exitPath); err == nil {
+			return ex, nil
+		}
+		// The holder died under a running process: watch the process.
+	}
+	if err := waitForeignPid(ctx, h.pid, h.pidStart); err != nil {
 		return execExit{}, err
 	}
-	ex, err := readExecExit(h.exitPath)
-	if err != nil {
-		// The holder died without writing (killed): as docker reports a
-		// process whose status was lost.
-		return execExit{Code: 255, At: time.Now().UTC(), Error: "exec holder ended without a status"}, nil
+	// The holder writes the status just after it reaps the process.
+	for range 200 {
+		if ex, err := readExecExit(h.exitPath); err == nil {
+			return ex, nil
+		}
+		if st, err := procStartTime(h.holder); err != nil || st != h.holderStart {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return execExit{}, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	return ex, nil
+	if ex, err := readExecExit(h.exitPath); err == nil {
+		return ex, nil
+	}
+	// The holder died without writing (killed): as docker reports a
+	// process whose status was lost.
+	return execExit{Code: 255, At: time.Now().UTC(), Error: "exec holder ended without a status"}, nil
 }
 
 // procStartTime is pid's start time in clock ticks after boot (field 22

@@ -47,8 +47,9 @@ type execRecord struct {
 // execStarted is start.json, written by the holder.
 type execStarted struct {
 	Pid         int    `json:"pid"`
+	PidStart    uint64 `json:"pidStart"` // clock ticks after boot
 	HolderPid   int    `json:"holderPid"`
-	HolderStart uint64 `json:"holderStart"` // clock ticks after boot
+	HolderStart uint64 `json:"holderStart"`
 }
 
 const (
@@ -190,7 +191,8 @@ func loadExecSession(dir string, r container.Record) (*execSession, error) {
 		return x, nil // created, never started: still startable
 	}
 	x.started, x.running, x.pid = true, true, st.Pid
-	x.holder = &execHolder{pid: st.Pid, holder: st.HolderPid, start: st.HolderStart, exitPath: filepath.Join(dir, execExitFile)}
+	x.holder = &execHolder{pid: st.Pid, pidStart: st.PidStart, holder: st.HolderPid, holderStart: st.HolderStart,
+		exitPath: filepath.Join(dir, execExitFile)}
 	return x, nil
 }
 
@@ -214,8 +216,8 @@ func readExecStarted(dir string) (execStarted, error) {
 	return st, nil
 }
 
-// watchRestoredExec waits, in the engine's background, for the holder of
-// a running exec found at start-up, and records the exit.
+// watchRestoredExec waits, in the engine's background, for a running
+// exec found at start-up to end, and records the exit.
 func (e *Engine) watchRestoredExec(c *ctrs, x *execSession, r container.Record) {
 	c.wg.Add(1)
 	go func() {

@@ -565,34 +565,39 @@ func TestExecSessionsSurviveRestart(t *testing.T) {
 	}
 }
 
-// An idle holder that died (killed by someone) is replaced: the exec
-// runs, with a fresh one.
-func TestExecIdleHolderKilled(t *testing.T) {
+// A holder that died (killed by someone): the exec it held is watched
+// through its pid and ends with 255, its status being lost; the next
+// exec gets a fresh holder.
+func TestExecHolderKilled(t *testing.T) {
 	testutil.RequireRoot(t)
 	e := ctrEngine(t)
+	ctx := context.Background()
 	id := runningContainer(t, e, containertypes.Config{})
-	if _, _, code, err := execRun(t, e, id, containertypes.ExecCreateRequest{Cmd: []string{"true"}}, nil); err != nil || code != 0 {
-		t.Fatalf("first exec: %d %v", code, err)
-	}
+	held := execDetached(t, e, id, "sleep", "100")
 	s := e.execs()
-	var idle *idleHolder
-	deadline := time.Now().Add(10 * time.Second)
-	for idle == nil {
-		s.mu.Lock()
-		idle = s.idle
-		s.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatal("no holder started ahead")
-		}
-		time.Sleep(10 * time.Millisecond)
+	s.mu.Lock()
+	h := s.shared
+	s.mu.Unlock()
+	if h == nil {
+		t.Fatal("no holder")
 	}
-	if err := idle.cmd.Process.Kill(); err != nil {
+	if err := h.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	<-h.done
+	ins, err := e.ExecInspect(ctx, held)
+	if err != nil || !ins.Running {
+		t.Fatalf("exec whose holder died, still running: %v %+v", err, ins)
+	}
+	if err := syscall.Kill(ins.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code := execEnd(t, e, held); code != 255 {
+		t.Fatalf("exec whose holder died: exit %d, want 255", code)
+	}
 	out, _, code, err := execRun(t, e, id, containertypes.ExecCreateRequest{Cmd: []string{"echo", "fresh"}}, nil)
 	if err != nil || code != 0 || out != "fresh\n" {
-		t.Fatalf("exec after the idle holder died: %q %d %v", out, code, err)
+		t.Fatalf("exec after the holder died: %q %d %v", out, code, err)
 	}
 }
 
