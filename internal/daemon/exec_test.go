@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -672,5 +673,42 @@ func TestLoadExecSession(t *testing.T) {
 				t.Fatalf("exit code %v, want %d", x.exitCode, tc.code)
 			}
 		})
+	}
+}
+
+// waitForeignPid ends with its process, with ctx, and at once for a pid
+// that now belongs to another process (start time differs).
+func TestWaitForeignPid(t *testing.T) {
+	cmd := exec.Command("sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	pid := cmd.Process.Pid
+	start, err := procStartTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := waitForeignPid(ctx, pid, start); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("cancelled wait: %v", err)
+	}
+	if err := waitForeignPid(context.Background(), pid, start+1); err != nil {
+		t.Fatalf("wait on a reused pid: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- waitForeignPid(context.Background(), pid, start) }()
+	_ = cmd.Process.Kill()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the wait did not end with the process")
 	}
 }
