@@ -279,17 +279,7 @@ func holderStart(ctx context.Context, req holderRequest, pio runtime.IO) (*runti
 	if err != nil {
 		return nil, nil, fmt.Errorf("exec in %s: %w", req.ContainerID, err)
 	}
-	if req.NoSeccomp {
-		// The runtime applies the container's filter to every exec and
-		// has no per-process switch yet: Exec reads the spec Spec()
-		// returns, so clearing it here, in this throwaway process, runs
-		// the process unfiltered, as docker exec --privileged did (the
-		// mount namespace, so the masked paths, stay the container's).
-		if s := rc.Spec(); s.Linux != nil {
-			s.Linux.Seccomp = nil
-		}
-	}
-	eo := runtime.ExecOptions{Process: req.Process}
+	eo := runtime.ExecOptions{Process: req.Process, NoSeccomp: req.NoSeccomp}
 	var masterCh chan *os.File
 	if req.Process.Terminal {
 		sock, l, done, err := consoleListener(req.Dir)

@@ -96,7 +96,7 @@ func TestCreateFailsInInitAndCleansUp(t *testing.T) {
 		{"rlimit above the hard limit", func(s *specs.Spec) {
 			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 30000, Hard: 30000}}
 		}, "set rlimit RLIMIT_NOFILE to soft 30000 hard 30000: above the current hard limit"},
-		{"missing binary", func(s *specs.Spec) { s.Process.Args = []string{"/bin/nonexistent"} }, "exec /bin/nonexistent"},
+		{"missing binary", func(s *specs.Spec) { s.Process.Args = []string{"/bin/nonexistent"} }, `exec: "/bin/nonexistent"`},
 		{"binary not in PATH", func(s *specs.Spec) { s.Process.Args = []string{"nonexistent"} }, "nonexistent"},
 		{"missing cwd", func(s *specs.Spec) { s.Process.Cwd = "/nope" }, "chdir to cwd /nope"},
 		{"bad mount", func(s *specs.Spec) {

@@ -306,8 +306,8 @@ func setPersonality(p *specs.LinuxPersonality) error {
 func lookPath(p *specs.Process) (string, error) {
 	name := p.Args[0]
 	if strings.Contains(name, "/") {
-		if _, err := os.Stat(name); err != nil {
-			return "", fmt.Errorf("exec %s: %w", name, err)
+		if err := executable(name); err != nil {
+			return "", fmt.Errorf("exec: %q: %w", name, err)
 		}
 		return name, nil
 	}
@@ -322,9 +322,26 @@ func lookPath(p *specs.Process) (string, error) {
 			dir = "."
 		}
 		f := filepath.Join(dir, name)
-		if st, err := os.Stat(f); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+		if executable(f) == nil {
 			return f, nil
 		}
 	}
-	return "", fmt.Errorf("exec %s: %w in $PATH", name, exec.ErrNotFound)
+	return "", fmt.Errorf("exec: %q: %w", name, exec.ErrNotFound)
+}
+
+// executable answers ahead of time what execve(2) would for path, so that
+// the engine can tell "not found" (127) from "cannot run" (126) before the
+// container's process is gone.
+func executable(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return unix.EISDIR
+	}
+	if st.Mode()&0o111 == 0 {
+		return unix.EACCES
+	}
+	return nil
 }
