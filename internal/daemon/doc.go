@@ -19,6 +19,10 @@
 //	<root>/network/               networks and address allocations
 //	<exec-root>/runtime/          the runtime library's state
 //	<exec-root>/containers/<id>/  each monitor's socket, pid and exit files
+//	<exec-root>/containers/<id>/exec/<exec-id>/
+//	                              an exec session: exec.json, start.json
+//	                              and exit, the last two written by the
+//	                              engine's exec holder ("berth-exec")
 //	<exec-root>/netns/            network namespaces of running containers
 //
 // Only one Engine may use a root at a time: the image database's file

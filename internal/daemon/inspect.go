@@ -37,7 +37,7 @@ func (e *Engine) ContainerInspect(ctx context.Context, ref string, size bool) (c
 		RestartCount:   r.RestartCount,
 		Driver:         r.Driver,
 		Platform:       "linux",
-		ExecIDs:        nil,
+		ExecIDs:        e.ExecIDs(r.ID),
 		HostConfig:     &host,
 		GraphDriver:    e.graphDriver(ctx, r.SnapshotKey),
 		Mounts:         mountPoints(r.Mounts),
