@@ -93,6 +93,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 	f.StringArrayVar(&buildArgs, "build-arg", nil, "set build-time variables")
 	f.StringArrayVar(&labels, "label", nil, "set metadata for an image")
 	f.BoolVar(&opts.NoCache, "no-cache", false, "do not use cache when building the image")
+	f.BoolVar(&opts.Pull, "pull", false, "always attempt to pull a newer version of the image")
 	f.StringVar(&opts.Target, "target", "", "set the target build stage to build")
 	f.BoolVarP(&opts.Quiet, "quiet", "q", false, "suppress the build output and print image ID on success")
 	f.StringVar(&opts.NetworkMode, "network", "", "set the networking mode for the RUN instructions during build (default: none)")

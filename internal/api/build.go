@@ -46,12 +46,15 @@ func buildOptions(r *http.Request) (build.Options, bool, error) {
 	if opts.NoCache, err = boolQuery(r, "nocache"); err != nil {
 		return opts, false, err
 	}
+	if opts.Pull, err = boolQuery(r, "pull"); err != nil {
+		return opts, false, err
+	}
 	quiet, err := boolQuery(r, "q")
 	if err != nil {
 		return opts, false, err
 	}
 	// rm and forcerm are taken and ignored: step containers are always
-	// removed. pull too: a base image is never pulled here.
+	// removed.
 	if v := q.Get("buildargs"); v != "" {
 		if err := json.Unmarshal([]byte(v), &opts.BuildArgs); err != nil {
 			return opts, false, fmt.Errorf("invalid buildargs: %v: %w", err, errdefs.ErrInvalidArgument)

@@ -24,6 +24,9 @@ type Backend interface {
 	// Image resolves ref (a name or an ID) to a local image; errors wrap
 	// errdefs.ErrNotFound when there is none.
 	Image(ctx context.Context, ref string) (Image, error)
+	// Pull fetches ref from its registry for FROM (absent, or --pull),
+	// writing docker's status lines to out.
+	Pull(ctx context.Context, ref string, out io.Writer) (Image, error)
 	// Run runs opts.Args in a container on opts.Base and makes an image
 	// of the result: opts.Config plus the container's changes as a new
 	// layer. A non-zero exit is an *ExitError.

@@ -43,6 +43,9 @@ type Options struct {
 	Labels map[string]string
 	// NoCache builds every step afresh.
 	NoCache bool
+	// Pull fetches every FROM image from its registry even when present
+	// (absent ones are always pulled).
+	Pull bool
 	// Target stops after the stage of that name.
 	Target string
 	// NetworkMode is RUN's network; "" and "default" mean none.
@@ -201,6 +204,17 @@ func (bd *Builder) Build(ctx context.Context, opts Options) (Result, error) {
 		fmt.Fprintf(out, "Successfully tagged %s\n", familiarTag(opts.Tags[i], t))
 	}
 	return res, nil
+}
+
+// isID reports whether ref names an image by ID, which no registry has.
+func isID(ref string) bool {
+	if strings.HasPrefix(ref, "sha256:") {
+		return true
+	}
+	if len(ref) < 12 || len(ref) > 64 {
+		return false
+	}
+	return strings.Trim(ref, "0123456789abcdef") == ""
 }
 
 func familiarTag(given, normal string) string {
@@ -496,6 +510,9 @@ func (r *run) from(ctx context.Context, sp stagePlan) (*stage, error) {
 		return nil, fmt.Errorf("FROM requires an image name: %w", errdefs.ErrInvalidArgument)
 	default:
 		im, err := r.bd.b.Image(ctx, ref)
+		if r.opts.Pull || errors.Is(err, errdefs.ErrNotFound) && !isID(ref) {
+			im, err = r.bd.b.Pull(ctx, ref, r.out)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("FROM %s: %w", ref, err)
 		}

@@ -328,6 +328,7 @@ func TestBuildRefusals(t *testing.T) {
 		{name: "bad expose", entries: []entry{dockerfile("FROM busybox\nEXPOSE 80/xyz\n")}, want: "invalid proto"},
 		{name: "chmod bad", entries: []entry{dockerfile("FROM busybox\nCOPY --chmod=999 a /a\n"), {name: "a"}}, want: "invalid chmod"},
 		{name: "chown unknown user", entries: []entry{dockerfile("FROM busybox\nCOPY --chown=nobody a /a\n"), {name: "a"}}, want: "no such user or group"},
+		{name: "absent base is pulled", entries: []entry{dockerfile("FROM nosuch:1\n")}, want: "pull access denied for nosuch:1", class: errdefs.ErrNotFound},
 		{name: "escaping context entry", entries: []entry{dockerfile("FROM busybox\n"), {name: "../../escape", body: "x"}}},
 	}
 	for _, tc := range tests {

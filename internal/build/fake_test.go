@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,6 +79,11 @@ func (f *fakeBackend) Image(_ context.Context, ref string) (Image, error) {
 		return im, nil
 	}
 	return Image{}, fmt.Errorf("No such image: %s: %w", ref, errdefs.ErrNotFound)
+}
+
+func (f *fakeBackend) Pull(_ context.Context, ref string, out io.Writer) (Image, error) {
+	fmt.Fprintf(out, "pulling %s\n", ref)
+	return Image{}, fmt.Errorf("pull access denied for %s, repository does not exist or may require 'docker login': %w", ref, errdefs.ErrNotFound)
 }
 
 func (f *fakeBackend) Run(_ context.Context, opts RunOptions) (digest.Digest, error) {

@@ -18,8 +18,10 @@ type BuildOptions struct {
 	BuildArgs  map[string]*string
 	Labels     map[string]string
 	NoCache    bool
-	Target     string
-	Quiet      bool
+	// Pull fetches FROM images even when present.
+	Pull   bool
+	Target string
+	Quiet  bool
 	// NetworkMode is RUN's network; "" leaves it to the daemon (none).
 	NetworkMode string
 	Platform    string
@@ -54,6 +56,7 @@ func (c *Client) ImageBuild(ctx context.Context, buildContext io.Reader, opts Bu
 		q.Set("platform", opts.Platform)
 	}
 	boolParam(q, "nocache", opts.NoCache)
+	boolParam(q, "pull", opts.Pull)
 	boolParam(q, "q", opts.Quiet)
 	q.Set("rm", "1")
 	if len(opts.BuildArgs) > 0 {

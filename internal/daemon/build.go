@@ -93,6 +93,15 @@ func (bb buildBackend) Image(ctx context.Context, ref string) (build.Image, erro
 	return build.Image{ID: rec.ID, Config: cfg.DockerOCIImage}, nil
 }
 
+func (bb buildBackend) Pull(ctx context.Context, ref string, out io.Writer) (build.Image, error) {
+	res, err := bb.e.Pull(ctx, ref, PullOptions{})
+	if err != nil {
+		return build.Image{}, err
+	}
+	fmt.Fprintf(out, "Status: %s\n", res.Status)
+	return bb.Image(ctx, res.Image.ID.String())
+}
+
 // syncWriter serialises the container's stdout and stderr into one
 // progress stream.
 type syncWriter struct {

@@ -16,6 +16,7 @@ import (
 	containertypes "github.com/moby/moby/api/types/container"
 
 	"github.com/berth-dev/berth/internal/build"
+	"github.com/berth-dev/berth/internal/distribution"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/snapshot"
 	"github.com/berth-dev/berth/internal/testutil"
@@ -167,6 +168,8 @@ CMD ["cat", "/app/gen.txt"]
 func TestBuildFailuresLeaveNothing(t *testing.T) {
 	testutil.RequireRoot(t)
 	e, b := buildEngine(t)
+	// The absent base's pull fails at once, without retries.
+	SetRegistry(e, distribution.Config{Retries: 1, Backoff: time.Millisecond})
 	ctx := context.Background()
 	before, err := e.ImageList(ctx, ImageListOptions{})
 	if err != nil {
@@ -192,7 +195,9 @@ func TestBuildFailuresLeaveNothing(t *testing.T) {
 			want: "outside the build context", class: errdefs.ErrInvalidArgument},
 		{name: "copy missing", files: map[string]string{"Dockerfile": "FROM busybox\nCOPY nope /x\n"},
 			want: "file not found in build context", class: errdefs.ErrNotFound},
-		{name: "no such base", files: map[string]string{"Dockerfile": "FROM nosuchimage\n"}, class: errdefs.ErrNotFound},
+		// Absent: pulled, from a registry that is not there (a closed
+		// loopback port: no waiting on DNS or the internet).
+		{name: "no such base", files: map[string]string{"Dockerfile": "FROM 127.0.0.1:1/nosuchimage\n"}, want: "FROM 127.0.0.1:1/nosuchimage: pull"},
 		{name: "add url", files: map[string]string{"Dockerfile": "FROM busybox\nADD http://example.com/x /x\n"},
 			class: errdefs.ErrNotImplemented},
 		{name: "dockerfile outside context", files: map[string]string{"Dockerfile": "FROM busybox\n"},

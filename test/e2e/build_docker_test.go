@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/berth-dev/berth/internal/testutil"
+	"github.com/berth-dev/berth/internal/testutil/registry"
 )
 
 // buildDir writes a build context of name → content into a new directory.
@@ -147,7 +148,9 @@ func TestBuildDockerCLIFailures(t *testing.T) {
 		{name: "unknown instruction", dockerfile: "FROM busybox\nFROBNICATE now\n", code: 1, want: "unknown instruction: FROBNICATE"},
 		{name: "copy outside", dockerfile: "FROM busybox\nCOPY ../../etc/passwd /x\n", code: 1, want: "outside the build context"},
 		{name: "copy missing", dockerfile: "FROM busybox\nCOPY nothere /x\n", code: 1, want: "nothere"},
-		{name: "missing base", dockerfile: "FROM nosuch:1\n", code: 1, want: "nosuch"},
+		// An image ID no store has (a name would be pulled: see
+		// TestBuildPullsBase).
+		{name: "missing base", dockerfile: "FROM 0123456789abcdef\n", code: 1, want: "No such image: 0123456789abcdef"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -173,6 +176,22 @@ func TestBuildDockerCLIFailures(t *testing.T) {
 	}
 	if got := d.DockerOK(t, "images", "-q", "bad"); strings.TrimSpace(got) != "" {
 		t.Errorf("images made: %q", got)
+	}
+}
+
+// TestBuildPullsBase: a FROM image the daemon lacks is pulled from its
+// registry (docker's legacy builder does the same).
+func TestBuildPullsBase(t *testing.T) {
+	d := StartDaemon(t, DaemonOptions{})
+	reg := registry.Start(t, registry.Options{})
+	reg.Seed(t, testutil.Images(t).OCILayout, "test/busybox:latest")
+	dir := buildDir(t, map[string]string{"Dockerfile": "FROM " + reg.Ref("test/busybox") + "\nRUN echo pulled > /p\n"})
+	r := run(t, append(d.dockerEnv(t), "DOCKER_BUILDKIT=0"), nil, DockerCLI, "build", "-t", "frompull:1", dir)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Status: Downloaded newer image for "+reg.Ref("test/busybox:latest")) {
+		t.Fatalf("build from an absent base: %s", r)
+	}
+	if got := d.DockerOK(t, "run", "--rm", "frompull:1", "cat", "/p"); got != "pulled\n" {
+		t.Errorf("run: %q", got)
 	}
 }
 
