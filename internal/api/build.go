@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/api/types/registry"
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/berth-dev/berth/internal/build"
@@ -65,7 +67,35 @@ func buildOptions(r *http.Request) (build.Options, bool, error) {
 			return opts, false, fmt.Errorf("invalid labels: %v: %w", err, errdefs.ErrInvalidArgument)
 		}
 	}
+	if opts.Registries, err = registryConfig(r); err != nil {
+		return opts, false, err
+	}
 	return opts, quiet, nil
+}
+
+// registryConfig reads X-Registry-Config: base64url JSON of registry →
+// AuthConfig, every credential the client has (FROM may pull from any).
+func registryConfig(r *http.Request) (map[string]build.RegistryAuth, error) {
+	h := r.Header.Get("X-Registry-Config")
+	if h == "" {
+		return nil, nil
+	}
+	b, err := base64.URLEncoding.DecodeString(h)
+	if err != nil {
+		// Some clients pad differently or send standard base64.
+		if b, err = base64.StdEncoding.DecodeString(h); err != nil {
+			return nil, fmt.Errorf("X-Registry-Config: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+	}
+	var cfgs map[string]registry.AuthConfig
+	if err := json.Unmarshal(b, &cfgs); err != nil {
+		return nil, fmt.Errorf("X-Registry-Config: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	out := make(map[string]build.RegistryAuth, len(cfgs))
+	for k, c := range cfgs {
+		out[k] = build.RegistryAuth{Username: c.Username, Password: c.Password, IdentityToken: c.IdentityToken, RegistryToken: c.RegistryToken}
+	}
+	return out, nil
 }
 
 // streamWriter turns the builder's text into {"stream": …} messages.

@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -127,6 +129,32 @@ func TestBuildStream(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestBuildRegistryConfig(t *testing.T) {
+	fb := &fakeBuilder{}
+	ts := serveBuild(t, fb)
+	hdr := base64.URLEncoding.EncodeToString([]byte(`{"127.0.0.1:5000":{"username":"u","password":"p"},"https://index.docker.io/v1/":{"identitytoken":"tok"}}`))
+	req, _ := http.NewRequest("POST", ts.URL+"/build", strings.NewReader(""))
+	req.Header.Set("X-Registry-Config", hdr)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if r := fb.got.Registries; resp.StatusCode != 200 || r["127.0.0.1:5000"].Password != "p" || r["https://index.docker.io/v1/"].IdentityToken != "tok" {
+		t.Errorf("%d registries %+v", resp.StatusCode, r)
+	}
+	req, _ = http.NewRequest("POST", ts.URL+"/build", strings.NewReader(""))
+	req.Header.Set("X-Registry-Config", "!!not base64")
+	resp, err = ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("bad X-Registry-Config: %d", resp.StatusCode)
 	}
 }
 

@@ -25,8 +25,8 @@ type Backend interface {
 	// errdefs.ErrNotFound when there is none.
 	Image(ctx context.Context, ref string) (Image, error)
 	// Pull fetches ref from its registry for FROM (absent, or --pull),
-	// writing docker's status lines to out.
-	Pull(ctx context.Context, ref string, out io.Writer) (Image, error)
+	// with auth (nil: anonymous), writing docker's status lines to out.
+	Pull(ctx context.Context, ref string, auth *RegistryAuth, out io.Writer) (Image, error)
 	// Run runs opts.Args in a container on opts.Base and makes an image
 	// of the result: opts.Config plus the container's changes as a new
 	// layer. A non-zero exit is an *ExitError.
@@ -46,6 +46,11 @@ type Backend interface {
 	// RemoveUnused removes the images of ids that are untagged and that no
 	// container or other image uses, and says how many bytes it freed.
 	RemoveUnused(ctx context.Context, ids []digest.Digest) (int64, error)
+}
+
+// RegistryAuth is a credential for one registry (docker's AuthConfig).
+type RegistryAuth struct {
+	Username, Password, IdentityToken, RegistryToken string
 }
 
 // RunOptions describe a RUN step.

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/distribution/reference"
 	"github.com/moby/buildkit/frontend/dockerfile/command"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
@@ -46,6 +47,10 @@ type Options struct {
 	// Pull fetches every FROM image from its registry even when present
 	// (absent ones are always pulled).
 	Pull bool
+	// Registries are credentials for pulls by registry: "host[:port]",
+	// or docker's "https://index.docker.io/v1/" for Docker Hub (the
+	// docker CLI's X-Registry-Config).
+	Registries map[string]RegistryAuth
 	// Target stops after the stage of that name.
 	Target string
 	// NetworkMode is RUN's network; "" and "default" mean none.
@@ -204,6 +209,25 @@ func (bd *Builder) Build(ctx context.Context, opts Options) (Result, error) {
 		fmt.Fprintf(out, "Successfully tagged %s\n", familiarTag(opts.Tags[i], t))
 	}
 	return res, nil
+}
+
+// registryAuth is the credential given for ref's registry, if any.
+func (r *run) registryAuth(ref string) *RegistryAuth {
+	n, err := image.ParseReference(ref)
+	if err != nil {
+		return nil
+	}
+	host := reference.Domain(n)
+	keys := []string{host}
+	if host == "docker.io" {
+		keys = append(keys, "https://index.docker.io/v1/", "index.docker.io")
+	}
+	for _, k := range keys {
+		if a, ok := r.opts.Registries[k]; ok {
+			return &a
+		}
+	}
+	return nil
 }
 
 // isID reports whether ref names an image by ID, which no registry has.
@@ -511,7 +535,7 @@ func (r *run) from(ctx context.Context, sp stagePlan) (*stage, error) {
 	default:
 		im, err := r.bd.b.Image(ctx, ref)
 		if r.opts.Pull || errors.Is(err, errdefs.ErrNotFound) && !isID(ref) {
-			im, err = r.bd.b.Pull(ctx, ref, r.out)
+			im, err = r.bd.b.Pull(ctx, ref, r.registryAuth(ref), r.out)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("FROM %s: %w", ref, err)

@@ -236,6 +236,33 @@ func TestBuildCache(t *testing.T) {
 	}
 }
 
+func TestBuildPullAuth(t *testing.T) {
+	tests := []struct {
+		ref, key string
+	}{
+		{ref: "127.0.0.1:5000/team/app:1", key: "127.0.0.1:5000"},
+		{ref: "someone/private", key: "https://index.docker.io/v1/"},
+		{ref: "other.example:443/x", key: ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.ref, func(t *testing.T) {
+			b, fb := newBuilder(t)
+			regs := map[string]RegistryAuth{"127.0.0.1:5000": {Username: "local"}, "https://index.docker.io/v1/": {Username: "hub"}}
+			_, err := b.Build(context.Background(), Options{Context: ctxTar(t, dockerfile("FROM "+tc.ref+"\n")), Registries: regs})
+			if !errors.Is(err, errdefs.ErrNotFound) || len(fb.pulls) != 1 {
+				t.Fatalf("err %v, pulls %v", err, fb.pulls)
+			}
+			got := fb.pulls[0].auth
+			switch {
+			case tc.key == "" && got != nil:
+				t.Errorf("auth %+v for a registry with none", got)
+			case tc.key != "" && (got == nil || got.Username != regs[tc.key].Username):
+				t.Errorf("auth %+v, want %+v", got, regs[tc.key])
+			}
+		})
+	}
+}
+
 func TestBuildCopy(t *testing.T) {
 	testutil.RequireRoot(t) // the copies are owned by root (or --chown's ids)
 	b, fb := newBuilder(t)

@@ -19,6 +19,11 @@ import (
 	"github.com/berth-dev/berth/internal/image"
 )
 
+type pullCall struct {
+	ref  string
+	auth *RegistryAuth
+}
+
 // fakeBackend keeps images in memory, each with a directory holding its
 // whole filesystem (copied from the parent on Mutate). RUN is not run:
 // it records the call and, if runExit is set, fails with that code.
@@ -30,6 +35,7 @@ type fakeBackend struct {
 	names   map[string]digest.Digest
 	roots   map[digest.Digest]string
 	runs    []RunOptions
+	pulls   []pullCall
 	runExit int
 	seq     int
 }
@@ -81,7 +87,10 @@ func (f *fakeBackend) Image(_ context.Context, ref string) (Image, error) {
 	return Image{}, fmt.Errorf("No such image: %s: %w", ref, errdefs.ErrNotFound)
 }
 
-func (f *fakeBackend) Pull(_ context.Context, ref string, out io.Writer) (Image, error) {
+func (f *fakeBackend) Pull(_ context.Context, ref string, auth *RegistryAuth, out io.Writer) (Image, error) {
+	f.mu.Lock()
+	f.pulls = append(f.pulls, pullCall{ref, auth})
+	f.mu.Unlock()
 	fmt.Fprintf(out, "pulling %s\n", ref)
 	return Image{}, fmt.Errorf("pull access denied for %s, repository does not exist or may require 'docker login': %w", ref, errdefs.ErrNotFound)
 }

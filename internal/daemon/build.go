@@ -20,6 +20,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-dev/berth/internal/build"
+	"github.com/berth-dev/berth/internal/distribution"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/log"
@@ -93,8 +94,12 @@ func (bb buildBackend) Image(ctx context.Context, ref string) (build.Image, erro
 	return build.Image{ID: rec.ID, Config: cfg.DockerOCIImage}, nil
 }
 
-func (bb buildBackend) Pull(ctx context.Context, ref string, out io.Writer) (build.Image, error) {
-	res, err := bb.e.Pull(ctx, ref, PullOptions{})
+func (bb buildBackend) Pull(ctx context.Context, ref string, auth *build.RegistryAuth, out io.Writer) (build.Image, error) {
+	var opts PullOptions
+	if auth != nil {
+		opts.Auth = &distribution.AuthConfig{Username: auth.Username, Password: auth.Password, IdentityToken: auth.IdentityToken, RegistryToken: auth.RegistryToken}
+	}
+	res, err := bb.e.Pull(ctx, ref, opts)
 	if err != nil {
 		return build.Image{}, err
 	}

@@ -195,6 +195,26 @@ func TestBuildPullsBase(t *testing.T) {
 	}
 }
 
+// TestBuildPullsPrivateBase: after docker login, docker build sends the
+// credential (X-Registry-Config) and FROM pulls from a registry that
+// wants it.
+func TestBuildPullsPrivateBase(t *testing.T) {
+	d := StartDaemon(t, DaemonOptions{})
+	reg := registry.Start(t, registry.Options{Auth: registry.Basic})
+	reg.Seed(t, testutil.Images(t).OCILayout, "team/busybox:latest")
+	dir := buildDir(t, map[string]string{"Dockerfile": "FROM " + reg.Ref("team/busybox") + "\nCMD [\"true\"]\n"})
+	if r := run(t, append(d.dockerEnv(t), "DOCKER_BUILDKIT=0"), nil, DockerCLI, "build", dir); r.Code == 0 {
+		t.Fatalf("build from a private registry without a login: %s", r)
+	}
+	if r := d.DockerIn(t, []byte(reg.Password+"\n"), "login", "-u", reg.User, "--password-stdin", reg.Host); r.Code != 0 {
+		t.Fatalf("docker login: %s", r)
+	}
+	r := run(t, append(d.dockerEnv(t), "DOCKER_BUILDKIT=0"), nil, DockerCLI, "build", "-t", "private:1", dir)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Status: Downloaded newer image") {
+		t.Fatalf("build after docker login: %s", r)
+	}
+}
+
 // TestBuildBerthCLI: berth build from a directory and from stdin.
 func TestBuildBerthCLI(t *testing.T) {
 	d := StartDaemon(t, DaemonOptions{})
