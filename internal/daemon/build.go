@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	containertypes "github.com/moby/moby/api/types/container"
@@ -32,6 +33,13 @@ import (
 // buildSnapshotPrefix names the working snapshots of builds (COPY's
 // writable roots, COPY --from's views); any left at start are a crash's.
 const buildSnapshotPrefix = "build-"
+
+// attachDrain bounds the wait for a step's output after its exit.
+const attachDrain = 10 * time.Second
+
+// buildStepLabel marks a RUN step's container, so one a crash left can
+// be found and removed at the next start.
+const buildStepLabel = "org.berth.build.step"
 
 // Builder serves docker build (POST /build): internal/build over this
 // Engine. RUN steps are containers of the Engine, created, started,
@@ -58,6 +66,19 @@ func NewBuilder(ctx context.Context, e *Engine) (*Builder, error) {
 	for _, k := range stale {
 		if err := e.snaps.Remove(ctx, k); err != nil {
 			log.From(ctx).Warn("builder: remove stale snapshot", log.KeySnapshot, k, log.KeyErr, err)
+		}
+	}
+	// Step containers of a build a crash cut short: a build's
+	// containers never outlive it.
+	if c, err := e.ctrs(); err == nil && c != nil {
+		left, err := e.ContainerList(ctx, ContainerListOptions{All: true, Filters: Filters{"label": {buildStepLabel}}})
+		if err != nil {
+			return nil, fmt.Errorf("new builder: %w", err)
+		}
+		for _, ct := range left {
+			if err := e.ContainerRemove(ctx, ct.ID, ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
+				log.From(ctx).Warn("builder: remove a step container left by a crash", log.KeyContainer, ct.ID, log.KeyErr, err)
+			}
 		}
 	}
 	b, err := build.New(buildBackend{e}, filepath.Join(e.root, "build"))
@@ -130,6 +151,7 @@ func (bb buildBackend) Run(ctx context.Context, opts build.RunOptions) (_ digest
 		// No health checks on a build step's container.
 		Healthcheck:  &containertypes.HealthConfig{Test: []string{"NONE"}},
 		AttachStdout: true, AttachStderr: true,
+		Labels:       map[string]string{buildStepLabel: "1"},
 	}
 	host := &containertypes.HostConfig{NetworkMode: containertypes.NetworkMode(opts.NetworkMode)}
 	cr, err := e.ContainerCreate(ctx, ContainerCreateOptions{Config: cfg, HostConfig: host})
@@ -192,9 +214,12 @@ func (bb buildBackend) Run(ctx context.Context, opts build.RunOptions) (_ digest
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
-	// The output has all come once the attach ends with the process.
+	// The output has all come once the attach ends with the process; an
+	// attach that outlives it by far only costs the output's tail.
 	select {
 	case <-attached:
+	case <-time.After(attachDrain):
+		log.From(ctx).Warn("build: step output still attached after the process exited", log.KeyContainer, cr.ID)
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}

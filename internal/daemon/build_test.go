@@ -345,3 +345,28 @@ func TestBuildHostileImageAndContext(t *testing.T) {
 		t.Errorf("scratch image: %q", got)
 	}
 }
+
+// TestNewBuilderCleansUpAfterACrash: a step container and a working
+// snapshot a crashed build left are gone once the builder starts.
+func TestNewBuilderCleansUpAfterACrash(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := ctrEngine(t)
+	ctx := context.Background()
+	id := create(t, e, "", containertypes.Config{Image: "busybox", Cmd: []string{"true"}, Labels: map[string]string{buildStepLabel: "1"}}, &containertypes.HostConfig{NetworkMode: "none"})
+	keep := create(t, e, "keep", containertypes.Config{Image: "busybox", Cmd: []string{"true"}}, &containertypes.HostConfig{NetworkMode: "none"})
+	if _, err := e.snaps.Prepare(ctx, buildSnapshotPrefix+"crashed", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewBuilder(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.lookup(id); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("step container still there: %v", err)
+	}
+	if _, _, err := e.lookup(keep); err != nil {
+		t.Errorf("another container went too: %v", err)
+	}
+	if _, err := e.snaps.Stat(ctx, buildSnapshotPrefix+"crashed"); err == nil {
+		t.Error("working snapshot still there")
+	}
+}
