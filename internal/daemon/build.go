@@ -151,7 +151,7 @@ func (bb buildBackend) Run(ctx context.Context, opts build.RunOptions) (_ digest
 		// No health checks on a build step's container.
 		Healthcheck:  &containertypes.HealthConfig{Test: []string{"NONE"}},
 		AttachStdout: true, AttachStderr: true,
-		Labels:       map[string]string{buildStepLabel: "1"},
+		Labels: map[string]string{buildStepLabel: "1"},
 	}
 	host := &containertypes.HostConfig{NetworkMode: containertypes.NetworkMode(opts.NetworkMode)}
 	cr, err := e.ContainerCreate(ctx, ContainerCreateOptions{Config: cfg, HostConfig: host})
