@@ -95,6 +95,11 @@ func New(b Backend, dir string) (*Builder, error) {
 	return &Builder{b: b, dir: dir, cache: c}, nil
 }
 
+// Parents are the images the cache knows as the base of another step's
+// image: docker's intermediate images, which docker images lists only
+// with -a when untagged.
+func (bd *Builder) Parents() map[digest.Digest]bool { return bd.cache.parents() }
+
 // PruneResult says what a cache prune removed.
 type PruneResult struct {
 	Entries        int
@@ -608,7 +613,8 @@ const (
 // the stage's image, with history line createdBy. extra is what besides
 // the parent and createdBy decides the result.
 func (r *run) commit(ctx context.Context, st *stage, cfg dockerspec.DockerOCIImage, createdBy, extra string, kind commitKind, makeImage func(cfg dockerspec.DockerOCIImage) (digest.Digest, error)) error {
-	key := stepKey(st.img.ID, createdBy, extra)
+	parent := st.img.ID
+	key := stepKey(parent, createdBy, extra)
 	if !r.opts.NoCache {
 		if id, ok := r.bd.cache.get(key); ok {
 			im, err := r.bd.b.Image(ctx, id.String())
@@ -641,7 +647,7 @@ func (r *run) commit(ctx context.Context, st *stage, cfg dockerspec.DockerOCIIma
 		return err
 	}
 	st.img = im
-	if err := r.bd.cache.put(key, id, r.opts.NoCache); err != nil {
+	if err := r.bd.cache.put(key, id, parent, r.opts.NoCache); err != nil {
 		return err
 	}
 	fmt.Fprintf(r.out, " ---> %s\n", shortID(id))

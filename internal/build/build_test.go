@@ -189,6 +189,11 @@ func TestBuildCache(t *testing.T) {
 	if strings.Contains(out, "Using cache") {
 		t.Fatalf("first build hit the cache:\n%s", out)
 	}
+	// Every step's base is a parent (busybox and four intermediates),
+	// the final image is not.
+	if p := b.Parents(); len(p) != 5 || p[first.ID] || !p[fb.names["busybox"]] {
+		t.Errorf("parents %v (final %s)", p, first.ID)
+	}
 	again, out := mustBuild(t, b, Options{}, files...)
 	if again.ID != first.ID || strings.Count(out, "Using cache") != 5 || len(fb.runs) != 1 {
 		t.Errorf("rebuild: %s vs %s, runs %d\n%s", again.ID, first.ID, len(fb.runs), out)

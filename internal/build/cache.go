@@ -24,11 +24,17 @@ import (
 type cache struct {
 	path    string
 	mu      sync.Mutex
-	entries map[string]digest.Digest
+	entries map[string]cacheEntry
+}
+
+// cacheEntry is the image a step made and the image it was made on.
+type cacheEntry struct {
+	ID     digest.Digest `json:"id"`
+	Parent digest.Digest `json:"parent,omitempty"`
 }
 
 func openCache(path string) (*cache, error) {
-	c := &cache{path: path, entries: map[string]digest.Digest{}}
+	c := &cache{path: path, entries: map[string]cacheEntry{}}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
@@ -38,7 +44,7 @@ func openCache(path string) (*cache, error) {
 	}
 	if err := json.Unmarshal(b, &c.entries); err != nil {
 		// A damaged index only costs rebuilds: start empty.
-		c.entries = map[string]digest.Digest{}
+		c.entries = map[string]cacheEntry{}
 	}
 	return c, nil
 }
@@ -58,21 +64,21 @@ func stepKey(parent digest.Digest, createdBy, extra string) string {
 func (c *cache) get(key string) (digest.Digest, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	id, ok := c.entries[key]
-	return id, ok
+	e, ok := c.entries[key]
+	return e.ID, ok
 }
 
 // put records key → id. keep says to leave an entry already there: a
 // --no-cache build makes a second child for the same step, and later
 // builds keep finding the chain they found before (docker finds one of
 // the children too).
-func (c *cache) put(key string, id digest.Digest, keep bool) error {
+func (c *cache) put(key string, id, parent digest.Digest, keep bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.entries[key]; ok && keep {
 		return nil
 	}
-	c.entries[key] = id
+	c.entries[key] = cacheEntry{ID: id, Parent: parent}
 	return c.save()
 }
 
@@ -89,14 +95,27 @@ func (c *cache) drain() ([]digest.Digest, error) {
 	defer c.mu.Unlock()
 	seen := map[digest.Digest]bool{}
 	var ids []digest.Digest
-	for _, id := range c.entries {
-		if !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
+	for _, e := range c.entries {
+		if !seen[e.ID] {
+			seen[e.ID] = true
+			ids = append(ids, e.ID)
 		}
 	}
-	c.entries = map[string]digest.Digest{}
+	c.entries = map[string]cacheEntry{}
 	return ids, c.save()
+}
+
+// parents are the images some cached step was made on.
+func (c *cache) parents() map[digest.Digest]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[digest.Digest]bool{}
+	for _, e := range c.entries {
+		if e.Parent != "" {
+			out[e.Parent] = true
+		}
+	}
+	return out
 }
 
 func (c *cache) len() int {

@@ -95,6 +95,19 @@ func (b *Builder) Build(ctx context.Context, opts build.Options) (build.Result, 
 	return b.b.Build(ctx, opts)
 }
 
+// Intermediates are the untagged images a build made as a step's base,
+// which docker images hides unless -a (docker: images with children).
+// ImageList may use it to do the same.
+func (b *Builder) Intermediates(ctx context.Context) map[digest.Digest]bool {
+	out := map[digest.Digest]bool{}
+	for id := range b.b.Parents() {
+		if rec, err := b.e.images.Get(ctx, id); err == nil && rec.Dangling() {
+			out[id] = true
+		}
+	}
+	return out
+}
+
 // BuildPrune forgets the build cache and removes the images only it kept.
 func (b *Builder) BuildPrune(ctx context.Context) (build.PruneResult, error) {
 	return b.b.Prune(ctx)

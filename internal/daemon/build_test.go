@@ -125,6 +125,12 @@ CMD ["cat", "/app/gen.txt"]
 	if insp.Config.WorkingDir != "/app" || insp.Config.Labels["stage"] != "final" || !strings.Contains(strings.Join(insp.Config.Env, " "), "APP=/app") {
 		t.Errorf("config: %+v", insp.Config)
 	}
+	// Intermediates: the untagged bases of later steps (ARG's image in
+	// the first stage; ENV, WORKDIR, the three COPYs and LABEL in the
+	// second), not the tagged ends.
+	if im := b.Intermediates(ctx); len(im) != 7 || im[res.ID] {
+		t.Errorf("intermediates: %v", im)
+	}
 	// No step container is left.
 	if l, err := e.ContainerList(ctx, ContainerListOptions{All: true}); err != nil || len(l) != 0 {
 		t.Errorf("containers after build: %v %v", l, err)
