@@ -188,6 +188,12 @@ func (bd *Builder) Build(ctx context.Context, opts Options) (Result, error) {
 	if err := applyDockerignore(dir); err != nil {
 		return res, err
 	}
+	if strings.HasPrefix(rel, ".dockerfile.") {
+		// A Dockerfile from outside the context, which the client sent
+		// in it under a random name: not part of what COPY . copies
+		// (docker's CLI lists it in .dockerignore for the same end).
+		_ = root.Remove(rel)
+	}
 	r := &run{bd: bd, opts: opts, out: out, lex: shell.NewLex(pr.EscapeToken), ctxRoot: root,
 		global: map[string]*string{}, used: map[string]bool{}, done: map[string]*stage{}}
 	plan, err := r.plan(pr.AST.Children)

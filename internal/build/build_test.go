@@ -275,8 +275,8 @@ func TestBuildCopy(t *testing.T) {
 	zw := gzip.NewWriter(&tgz)
 	io.Copy(zw, ctxTar(t, entry{name: "pkg/"}, entry{name: "pkg/lib.txt", body: "lib"}))
 	zw.Close()
-	res, _ := mustBuild(t, b, Options{},
-		dockerfile(`FROM busybox
+	res, _ := mustBuild(t, b, Options{Dockerfile: ".dockerfile.abc"},
+		entry{name: ".dockerfile.abc", body: `FROM busybox
 WORKDIR /app
 COPY *.txt ./
 COPY --chown=app:staff dir /opt/dir
@@ -285,7 +285,7 @@ COPY tool renamed
 ADD pkg.tar.gz /vendor/
 ADD plain.gz /plain.gz
 COPY . /all/
-`),
+`},
 		entry{name: "a.txt", body: "A"}, entry{name: "b.txt", body: "B"},
 		entry{name: "dir/"}, entry{name: "dir/sub/"}, entry{name: "dir/sub/f", body: "F"}, entry{name: "dir/l", link: "sub/f"},
 		entry{name: "tool", body: "#!/bin/sh\n", mode: 0o644},
@@ -327,6 +327,9 @@ COPY . /all/
 	check("all/a.txt", "A", 0, -1, -1)
 	if _, err := os.Lstat(filepath.Join(root, "all", "secret.key")); err == nil {
 		t.Error(".dockerignore'd secret.key was copied")
+	}
+	if _, err := os.Lstat(filepath.Join(root, "all", ".dockerfile.abc")); err == nil {
+		t.Error("the Dockerfile sent from outside the context was copied")
 	}
 	if _, err := os.Lstat(filepath.Join(root, "all", ".dockerignore")); err != nil {
 		t.Error(".dockerignore itself is part of the context")
