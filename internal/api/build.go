@@ -45,6 +45,12 @@ func buildOptions(r *http.Request) (build.Options, bool, error) {
 		return opts, false, fmt.Errorf("BuildKit builds (version 2): not supported by this daemon; use the legacy builder (DOCKER_BUILDKIT=0): %w", errdefs.ErrNotImplemented)
 	}
 	var err error
+	if squash, err := boolQuery(r, "squash"); err != nil || squash {
+		if err == nil {
+			err = fmt.Errorf("squash: not supported by this daemon: %w", errdefs.ErrNotImplemented)
+		}
+		return opts, false, err
+	}
 	if opts.NoCache, err = boolQuery(r, "nocache"); err != nil {
 		return opts, false, err
 	}

@@ -92,6 +92,7 @@ func TestBuildStream(t *testing.T) {
 		{name: "bad buildargs", query: "?buildargs=nope", status: 400, want: []string{"invalid buildargs"}},
 		{name: "bad nocache", query: "?nocache=maybe", status: 400, want: []string{"nocache"}},
 		{name: "buildkit", query: "?version=2", status: 501, want: []string{"BuildKit"}},
+		{name: "squash", query: "?squash=1", status: 501, want: []string{"squash"}},
 		{name: "remote", query: "?remote=https://example.com/x.git", status: 501, want: []string{"remote build contexts"}},
 	}
 	for _, tc := range tests {
