@@ -231,6 +231,14 @@ func TestBuildCache(t *testing.T) {
 	if strings.Count(out, "Using cache") != 2 {
 		t.Errorf("new builder:\n%s", out)
 	}
+	// COPY --from is keyed by what it copies: a rebuilt source stage
+	// with the same file still hits.
+	two := []entry{dockerfile("FROM busybox AS src\nARG V\nENV X=$V\nFROM busybox\nCOPY --from=src /etc/passwd /p\n")}
+	mustBuild(t, b2, Options{BuildArgs: map[string]*string{"V": ptr("1")}}, two...)
+	_, out = mustBuild(t, b2, Options{BuildArgs: map[string]*string{"V": ptr("2")}}, two...)
+	if !strings.Contains(out, "COPY --from=src /etc/passwd /p\n ---> Using cache") {
+		t.Errorf("COPY --from a rebuilt stage:\n%s", out)
+	}
 	pr, err := b2.Prune(context.Background())
 	if err != nil || pr.Entries == 0 {
 		t.Errorf("prune: %+v %v", pr, err)

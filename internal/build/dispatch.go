@@ -205,7 +205,9 @@ func (r *run) copyStep(ctx context.Context, st *stage, n *parser.Node, add bool)
 		return err
 	}
 	dest, dirLike := destPath(st, rawDest)
-	doCopy := func(srcRoot string, from string) error {
+	// The sources' content decides the key, not where they came from:
+	// a rebuilt stage with the same files still hits the cache.
+	doCopy := func(srcRoot string) error {
 		root, err := os.OpenRoot(srcRoot)
 		if err != nil {
 			return err
@@ -240,7 +242,7 @@ func (r *run) copyStep(ctx context.Context, st *stage, n *parser.Node, add bool)
 		if anyDir || tops > 1 {
 			kind = "dir"
 		}
-		createdBy := st.nop(fmt.Sprintf("%s %s%s:%s in %s ", name, from, kind, sum, dest))
+		createdBy := st.nop(fmt.Sprintf("%s %s:%s in %s ", name, kind, sum, dest))
 		cfg := cloneConfig(st.img.Config)
 		return r.commit(ctx, st, cfg, createdBy, "chown="+chown, kindMutate, func(cfg dockerspec.DockerOCIImage) (digest.Digest, error) {
 			return r.bd.b.Mutate(ctx, MutateOptions{Base: st.img.ID, Config: cfg, Write: func(ctx context.Context, root string) error {
@@ -250,16 +252,16 @@ func (r *run) copyStep(ctx context.Context, st *stage, n *parser.Node, add bool)
 	}
 	from := f["from"]
 	if from == "" {
-		return doCopy(r.ctxRoot.Name(), "")
+		return doCopy(r.ctxRoot.Name())
 	}
 	if prev, ok := r.done[strings.ToLower(from)]; ok {
-		return r.bd.b.View(ctx, prev.img.ID, func(root string) error { return doCopy(root, "from-"+prev.img.ID.String()+":") })
+		return r.bd.b.View(ctx, prev.img.ID, func(root string) error { return doCopy(root) })
 	}
 	im, err := r.bd.b.Image(ctx, from)
 	if err != nil {
 		return fmt.Errorf("COPY --from=%s: %w", from, err)
 	}
-	return r.bd.b.View(ctx, im.ID, func(root string) error { return doCopy(root, "from-"+im.ID.String()+":") })
+	return r.bd.b.View(ctx, im.ID, func(root string) error { return doCopy(root) })
 }
 
 // write carries out the copy in the image's root filesystem.
