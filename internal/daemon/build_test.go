@@ -376,3 +376,22 @@ func TestNewBuilderCleansUpAfterACrash(t *testing.T) {
 		t.Error("working snapshot still there")
 	}
 }
+
+// TestBuildRunNetwork: RUN has no network unless the build asks
+// (docker's legacy builder gives the default bridge; berth none).
+func TestBuildRunNetwork(t *testing.T) {
+	testutil.RequireRoot(t)
+	e, b := buildEngine(t)
+	ctx := context.Background()
+	df := map[string]string{"Dockerfile": "FROM busybox\nRUN grep -c : /proc/net/dev > /ifaces\n"}
+	for _, tc := range []struct{ mode, want string }{{"", "1\n"}, {"host", ""}} {
+		res, err := b.Build(ctx, build.Options{Context: contextTar(t, df), NetworkMode: tc.mode, Tags: []string{"net:" + map[string]string{"": "none", "host": "host"}[tc.mode]}})
+		if err != nil {
+			t.Fatalf("networkmode %q: %v", tc.mode, err)
+		}
+		got := buildRunOutput(t, e, res.ID.String(), "cat", "/ifaces")
+		if tc.want != "" && got != tc.want || tc.want == "" && got == "1\n" {
+			t.Errorf("networkmode %q: %q interfaces", tc.mode, got)
+		}
+	}
+}
