@@ -244,7 +244,6 @@ func TestBuildFailuresLeaveNothing(t *testing.T) {
 	if m, _ := filepath.Glob(filepath.Join(e.Root(), "build", "ctx-*")); len(m) != 0 {
 		t.Errorf("contexts left: %v", m)
 	}
-	_ = os.Remove
 }
 
 // lockedBuffer is a bytes.Buffer safe to read while a build writes.
