@@ -15,6 +15,7 @@ import (
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/log"
+	"github.com/berth-dev/berth/internal/monitor"
 	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/volume"
 )
@@ -57,6 +58,10 @@ type ctrs struct {
 	mu    sync.Mutex
 	live  map[string]*liveState
 	hooks map[string][]func(procHandle) error // OnNextStart's
+
+	// monitors keeps one monitor process started ahead of the next
+	// container start (monitor.Pool): its process start is off the path.
+	monitors *monitor.Pool
 
 	// bg is the context of the engine's own background work (exit
 	// watchers, restart timers); cancel ends it and wg waits for it.
@@ -120,7 +125,7 @@ func (e *Engine) InitContainers(ctx context.Context, cfg ContainerConfig) error 
 		return fmt.Errorf("init containers: %w", err)
 	}
 	cfg.ExecRoot = execRoot
-	c := &ctrs{cfg: cfg, live: map[string]*liveState{}, hooks: map[string][]func(procHandle) error{},
+	c := &ctrs{cfg: cfg, live: map[string]*liveState{}, hooks: map[string][]func(procHandle) error{}, monitors: monitor.NewPool(1),
 		runtimeRoot: filepath.Join(execRoot, "runtime"), stateRoot: filepath.Join(execRoot, "containers")}
 	if err := os.MkdirAll(c.stateRoot, 0o700); err != nil {
 		return fmt.Errorf("init containers: %w", err)
@@ -164,6 +169,7 @@ func (e *Engine) ShutdownContainers() {
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
+	c.monitors.Close()
 	c.mu.Lock()
 	for _, l := range c.live {
 		if l.proc != nil {

@@ -161,6 +161,7 @@ func (e *Engine) startLocked(ctx context.Context, c *ctrs, ct *container.Contain
 		// handleExit deletes the runtime's state in-process: the exit is
 		// known a process start sooner than if the monitor did it.
 		CallerDeletes: true,
+		Pool:          c.monitors,
 	}
 	if hooks := c.takeStartHooks(r.ID); len(hooks) > 0 {
 		mc.Created = func(h *monitor.Handle) error {

@@ -10,11 +10,9 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -44,6 +42,9 @@ type Config struct {
 	// start per exit. Start registers the wait before the process runs, so
 	// even a container that exits at once is answered that way.
 	CallerDeletes bool `json:"-"`
+
+	// Pool, if set, supplies a monitor already started (see Pool).
+	Pool *Pool `json:"-"`
 
 	// Created, if set, is called once the container exists and before its
 	// process runs, with the container's Handle: attach there to miss none
@@ -92,37 +93,26 @@ func Start(ctx context.Context, cfg Config) (*Handle, error) {
 	var undo cleanup.Stack
 	defer undo.Unwind()
 
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("start monitor %s: socketpair: %w", cfg.ID, err)
+	s := cfg.Pool.take()
+	if s != nil {
+		if err := sendSync(s.sync, syncMsg{StateDir: cfg.StateDir}); err != nil {
+			s.stop()
+			s = nil
+		}
 	}
-	parent, child := os.NewFile(uintptr(fds[0]), "monitor-sync"), os.NewFile(uintptr(fds[1]), "monitor-sync-child")
+	if s == nil {
+		logf, err := os.OpenFile(filepath.Join(cfg.StateDir, logName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("start monitor %s: %w", cfg.ID, err)
+		}
+		s, err = spawn(cfg.StateDir, cfg.ID, logf)
+		logf.Close()
+		if err != nil {
+			return nil, fmt.Errorf("start monitor %s: %w", cfg.ID, err)
+		}
+	}
+	parent, cmd, exited := s.sync, s.cmd, s.exited
 	defer parent.Close()
-	logf, err := os.OpenFile(filepath.Join(cfg.StateDir, logName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		child.Close()
-		return nil, fmt.Errorf("start monitor %s: %w", cfg.ID, err)
-	}
-	cmd := &exec.Cmd{
-		Path: exe,
-		Args: []string{argv0, cfg.ID},
-		// A small heap target: the monitor allocates little after the
-		// start, and 50 of them should cost little.
-		Env:         monitorEnv(cfg.StateDir),
-		ExtraFiles:  []*os.File{child},
-		Stdout:      logf,
-		Stderr:      logf,
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
-	}
-	err = cmd.Start()
-	child.Close()
-	logf.Close()
-	if err != nil {
-		return nil, fmt.Errorf("start monitor %s: %w", cfg.ID, err)
-	}
-	// Reap the monitor whenever it ends, as long as we are here to.
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
 	undo.Push(func() { _ = cmd.Process.Kill(); <-exited })
 
 	stop := context.AfterFunc(ctx, func() { _ = unix.Shutdown(int(parent.Fd()), unix.SHUT_RDWR) })
@@ -167,8 +157,15 @@ func Start(ctx context.Context, cfg Config) (*Handle, error) {
 	return h, nil
 }
 
+// monitorEnv is a monitor's environment; with stateDir "" it is an idle
+// one of a Pool, told its state directory later.
 func monitorEnv(stateDir string) []string {
-	env := []string{envStateDir + "=" + stateDir, "GOGC=50", "GOMAXPROCS=1", "PATH=" + os.Getenv("PATH")}
+	env := []string{"GOGC=50", "GOMAXPROCS=1", "PATH=" + os.Getenv("PATH")}
+	if stateDir == "" {
+		env = append(env, envWarm+"=1")
+	} else {
+		env = append(env, envStateDir+"="+stateDir)
+	}
 	// BERTH_MONITOR_GO=1 keeps the Go monitor holding the container
 	// instead of the C holder (to compare, or to debug).
 	if v := os.Getenv("BERTH_MONITOR_GO"); v != "" {

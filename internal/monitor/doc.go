@@ -40,6 +40,13 @@
 // daemon deletes in-process, sparing a process start on every exit. An
 // owner that hangs up before the exit gives the delete back.
 //
+// With Config.Pool the process exists before Start is called: an idle
+// monitor of the Pool, started with _BERTH_MONITOR_WARM instead of a state
+// directory, waits on fd 3 for {"stateDir":…}, points its stdout and
+// stderr at monitor.log there and goes on as above. Its process start
+// (exec, the Go runtime, every linked package's initialisation) is then
+// off the path of the container's start.
+//
 // m.sock takes one JSON request line per connection: {"op":"info"},
 // {"op":"wait"} (the answer comes when the container exits), {"op":
 // "resize"} and {"op":"attach"}, after whose answer the connection carries

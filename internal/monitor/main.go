@@ -31,7 +31,7 @@ import (
 //
 //	if monitor.IsMonitor() { monitor.Main() }
 func IsMonitor() bool {
-	return len(os.Args) > 0 && os.Args[0] == argv0 && os.Getenv(envStateDir) != ""
+	return len(os.Args) > 0 && os.Args[0] == argv0 && (os.Getenv(envStateDir) != "" || os.Getenv(envWarm) != "")
 }
 
 // envOp asks a monitor binary for one helper step of the C holder:
@@ -47,6 +47,21 @@ func Main() {
 	}
 	sync := os.NewFile(3, "sync")
 	unix.CloseOnExec(3)
+	if dir == "" {
+		// An idle monitor of a Pool: the start that takes it says which
+		// container is ours; EOF means the pool closed.
+		os.Unsetenv(envWarm)
+		msg, err := recvSync(sync)
+		if err != nil || msg.StateDir == "" {
+			os.Exit(0)
+		}
+		dir = msg.StateDir
+		if f, err := os.OpenFile(filepath.Join(dir, logName), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600); err == nil {
+			_ = unix.Dup3(int(f.Fd()), 1, 0)
+			_ = unix.Dup3(int(f.Fd()), 2, 0)
+			f.Close()
+		}
+	}
 	err := run(dir, sync)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, time.Now().UTC().Format(time.RFC3339), "monitor:", err)

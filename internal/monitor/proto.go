@@ -32,15 +32,17 @@ const (
 const (
 	argv0       = "berth-monitor"
 	envStateDir = "_BERTH_MONITOR_STATE"
+	envWarm     = "_BERTH_MONITOR_WARM" // an idle monitor of a Pool
 )
 
 // syncMsg travels on the start socketpair.
 type syncMsg struct {
-	Pid     int    `json:"pid,omitempty"`
-	Start   bool   `json:"start,omitempty"`
-	Running bool   `json:"running,omitempty"`
-	Error   string `json:"error,omitempty"`
-	Kind    string `json:"kind,omitempty"` // errKind of Error
+	StateDir string `json:"stateDir,omitempty"` // to an idle monitor of a Pool
+	Pid      int    `json:"pid,omitempty"`
+	Start    bool   `json:"start,omitempty"`
+	Running  bool   `json:"running,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Kind     string `json:"kind,omitempty"` // errKind of Error
 }
 
 // request is the first line of an m.sock connection.
@@ -86,10 +88,13 @@ var (
 // errKind classifies err for the daemon side.
 func errKind(err error) string {
 	msg := err.Error()
+	// The runtime names the command as runc does (exec: "cmd": …) or as
+	// Go's exec package does (exec "cmd": …).
+	execOf := strings.Contains(msg, `exec: "`) || strings.Contains(msg, `exec "`)
 	switch {
-	case strings.Contains(msg, "exec ") && (strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory")):
+	case execOf && (strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory")):
 		return kindCmdNotFound
-	case strings.Contains(msg, "exec ") && strings.Contains(msg, "permission denied"):
+	case execOf && (strings.Contains(msg, "permission denied") || strings.Contains(msg, "is a directory")):
 		return kindCmdPermission
 	case errors.Is(err, errdefs.ErrNotFound):
 		return kindNotFound
