@@ -713,7 +713,14 @@ func (e *Engine) NetworkConnect(ctx context.Context, netRef string, req networkt
 	if r.Endpoints == nil {
 		r.Endpoints = map[string]*networktypes.EndpointSettings{}
 	}
-	r.Endpoints[info.Name] = es
+	// the mode's network under the mode's own words, which start looks
+	// its settings up by (the mode may name the network by ID)
+	key := info.Name
+	if isPrimary {
+		key = primary
+	}
+	old := maps.Clone(r.Endpoints)
+	r.Endpoints[key] = es
 	if isPrimary {
 		delete(r.Endpoints, detachedKey)
 	}
@@ -721,10 +728,7 @@ func (e *Engine) NetworkConnect(ctx context.Context, netRef string, req networkt
 		if r.State.IsRunning() {
 			_ = m.Detach(context.WithoutCancel(ctx), r.ID, info.ID)
 		}
-		delete(r.Endpoints, info.Name)
-		if isPrimary {
-			r.Endpoints[detachedKey] = &networktypes.EndpointSettings{}
-		}
+		r.Endpoints = old
 		return err
 	}
 	e.emitNetwork(ctx, evtypes.ActionConnect, info.ID, info.Name, r.ID)
@@ -762,6 +766,7 @@ func (e *Engine) NetworkDisconnect(ctx context.Context, netRef string, req netwo
 	if isPrimary {
 		// the create's settings for it go too, as docker's
 		delete(r.Endpoints, string(r.HostConfig.NetworkMode))
+		delete(r.Endpoints, primary)
 		if r.Endpoints == nil {
 			r.Endpoints = map[string]*networktypes.EndpointSettings{}
 		}
