@@ -14,7 +14,7 @@ import (
 // create with IPAM, a container created on it with an alias through
 // networking_config, reached by name and alias from another, connect and
 // disconnect (seen in the network's containers), errors as docker-py's
-// exception classes, prune.
+// exception classes, legacy links, stats' network counters, prune.
 const dockerPyNetworks = `
 import sys, docker
 url, archive = sys.argv[1:3]
@@ -68,6 +68,23 @@ try:
 except docker.errors.APIError as e:
     assert e.status_code == 409, e
 web.remove(force=True)
+
+# legacy links on the default bridge: variables and hosts entry
+db = c.containers.run("busybox", ["sleep", "300"], name="pydb", detach=True, environment={"DB_USER": "me"})
+out = c.containers.run("busybox", ["sh", "-c", "env; cat /etc/hosts"], links={"pydb": "pg"}, remove=True)
+assert b"PG_ENV_DB_USER=me" in out and b"PG_NAME=/" in out and b"\tpg " in out, out
+# stats' networks of a container that sent traffic
+pinger = c.containers.run("busybox", ["sh", "-c", "ping -c3 -i0.2 $(ip route | awk '/default/{print $3}'); sleep 300"], detach=True)
+for _ in range(20):
+    s = pinger.stats(stream=False)
+    eth0 = s.get("networks", {}).get("eth0", {})
+    if eth0.get("tx_packets", 0) >= 3 and eth0.get("rx_packets", 0) >= 3 and eth0.get("rx_bytes", 0) > 0:
+        break
+else:
+    sys.exit("stats networks: %r" % s.get("networks"))
+pinger.remove(force=True)
+db.remove(force=True)
+
 pruned = c.networks.prune()
 assert sorted(pruned["NetworksDeleted"]) == ["pynet", "pyother"], pruned
 print("ok")
