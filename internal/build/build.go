@@ -174,7 +174,7 @@ func (bd *Builder) Build(ctx context.Context, opts Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	data, err := root.ReadFile(rel)
+	data, err := readRegular(root, rel, maxDockerfile)
 	if err != nil {
 		return res, fmt.Errorf("Cannot locate specified Dockerfile: %s: %w", name, errdefs.ErrInvalidArgument) //nolint:staticcheck // docker's words
 	}
@@ -185,7 +185,7 @@ func (bd *Builder) Build(ctx context.Context, opts Options) (Result, error) {
 	if len(pr.AST.Children) == 0 {
 		return res, fmt.Errorf("the Dockerfile (%s) cannot be empty: %w", name, errdefs.ErrInvalidArgument)
 	}
-	if err := applyDockerignore(dir); err != nil {
+	if err := applyDockerignore(root); err != nil {
 		return res, err
 	}
 	if strings.HasPrefix(rel, ".dockerfile.") {

@@ -24,6 +24,7 @@ func TestMain(m *testing.M) { testutil.Main(m) }
 type entry struct {
 	name, body, link string
 	mode             int64
+	fifo             bool
 }
 
 func ctxTar(t testing.TB, entries ...entry) io.Reader {
@@ -37,6 +38,8 @@ func ctxTar(t testing.TB, entries ...entry) io.Reader {
 			h = &tar.Header{Name: e.name, Mode: 0o755, Typeflag: tar.TypeDir}
 		case e.link != "":
 			h = &tar.Header{Name: e.name, Linkname: e.link, Typeflag: tar.TypeSymlink}
+		case e.fifo:
+			h = &tar.Header{Name: e.name, Mode: 0o644, Typeflag: tar.TypeFifo}
 		}
 		if e.mode != 0 {
 			h.Mode = e.mode
@@ -372,6 +375,9 @@ func TestBuildRefusals(t *testing.T) {
 		{name: "chmod bad", entries: []entry{dockerfile("FROM busybox\nCOPY --chmod=999 a /a\n"), {name: "a"}}, want: "invalid chmod"},
 		{name: "chown unknown user", entries: []entry{dockerfile("FROM busybox\nCOPY --chown=nobody a /a\n"), {name: "a"}}, want: "no such user or group"},
 		{name: "absent base is pulled", entries: []entry{dockerfile("FROM nosuch:1\n")}, want: "pull access denied for nosuch:1", class: errdefs.ErrNotFound},
+		{name: "dockerfile symlink out", entries: []entry{{name: "Dockerfile", link: "/etc/passwd"}}, want: "Cannot locate specified Dockerfile"},
+		{name: "dockerfile is a fifo", entries: []entry{{name: "Dockerfile", fifo: true}}, want: "Cannot locate specified Dockerfile"},
+		{name: "dockerignore symlink out", entries: []entry{dockerfile("FROM busybox\n"), {name: ".dockerignore", link: "/etc/passwd"}}, want: "read .dockerignore"},
 		{name: "escaping context entry", entries: []entry{dockerfile("FROM busybox\n"), {name: "../../escape", body: "x"}}},
 	}
 	for _, tc := range tests {

@@ -2,6 +2,7 @@ package build
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -21,6 +22,34 @@ import (
 	"github.com/berth-dev/berth/internal/archive"
 	"github.com/berth-dev/berth/internal/errdefs"
 )
+
+// maxDockerfile caps the Dockerfile and .dockerignore read into memory.
+const maxDockerfile = 16 << 20
+
+// readRegular reads name from the context: it must resolve inside root
+// (os.Root follows symlinks only within it) and be a regular file, so a
+// hostile context cannot make the daemon read a host file or a device
+// node it planted.
+func readRegular(root *os.Root, name string, limit int64) ([]byte, error) {
+	// Stat before open: opening a FIFO would wait for a writer forever.
+	// Nobody else writes in the context directory, so the check holds.
+	fi, err := root.Stat(name)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file: %w", name, errdefs.ErrInvalidArgument)
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes: %w", name, limit, errdefs.ErrInvalidArgument)
+	}
+	f, err := root.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, limit))
+}
 
 // unpackContext extracts the build context tar (plain or compressed) into
 // dir. archive.Apply keeps every entry, symlinks and hard links included,
@@ -74,16 +103,16 @@ func reown(r io.Reader, w io.Writer, uid, gid int) error {
 // applyDockerignore removes from the context what .dockerignore excludes,
 // so no COPY can see it. The Dockerfile and .dockerignore stay readable:
 // they were read before this.
-func applyDockerignore(dir string) error {
-	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+func applyDockerignore(root *os.Root) error {
+	dir := root.Name()
+	b, err := readRegular(root, ".dockerignore", maxDockerfile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("read .dockerignore: %w", err)
 	}
-	defer f.Close()
-	pats, err := ignorefile.ReadAll(f)
+	pats, err := ignorefile.ReadAll(bytes.NewReader(b))
 	if err != nil {
 		return fmt.Errorf("read .dockerignore: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
