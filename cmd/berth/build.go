@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	units "github.com/docker/go-units"
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
@@ -28,6 +29,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 		file      string
 		buildArgs []string
 		labels    []string
+		shmSize   string
 	)
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] PATH | -",
@@ -47,6 +49,13 @@ func newBuildCommand(g *globals) *cobra.Command {
 					v = ev
 				}
 				opts.BuildArgs[k] = &v
+			}
+			if shmSize != "" {
+				n, err := units.RAMInBytes(shmSize)
+				if err != nil {
+					return localError{fmt.Errorf("invalid --shm-size %q: %w", shmSize, err)}
+				}
+				opts.ShmSize = n
 			}
 			opts.Labels = map[string]string{}
 			for _, l := range labels {
@@ -98,6 +107,8 @@ func newBuildCommand(g *globals) *cobra.Command {
 	f.BoolVarP(&opts.Quiet, "quiet", "q", false, "suppress the build output and print image ID on success")
 	f.StringVar(&opts.NetworkMode, "network", "", "set the networking mode for the RUN instructions during build (default: none)")
 	f.StringVar(&opts.Platform, "platform", "", "set platform if server is multi-platform capable")
+	f.StringArrayVar(&opts.ExtraHosts, "add-host", nil, "add a custom host-to-IP mapping (host:ip) for RUN")
+	f.StringVar(&shmSize, "shm-size", "", "size of /dev/shm for RUN")
 	return cmd
 }
 

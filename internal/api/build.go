@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/api/types/registry"
@@ -73,10 +74,45 @@ func buildOptions(r *http.Request) (build.Options, bool, error) {
 			return opts, false, fmt.Errorf("invalid labels: %v: %w", err, errdefs.ErrInvalidArgument)
 		}
 	}
+	if opts.Limits, err = runLimits(r); err != nil {
+		return opts, false, err
+	}
 	if opts.Registries, err = registryConfig(r); err != nil {
 		return opts, false, err
 	}
 	return opts, quiet, nil
+}
+
+// runLimits reads the RUN containers' settings: extrahosts (JSON list
+// or repeated), shmsize, memory, memswap, cpushares, cpuperiod,
+// cpuquota, cpusetcpus, cpusetmems.
+func runLimits(r *http.Request) (build.RunLimits, error) {
+	q := r.URL.Query()
+	var l build.RunLimits
+	for _, h := range q["extrahosts"] {
+		var list []string
+		if json.Unmarshal([]byte(h), &list) == nil {
+			l.ExtraHosts = append(l.ExtraHosts, list...)
+		} else if h != "" {
+			l.ExtraHosts = append(l.ExtraHosts, h)
+		}
+	}
+	for _, f := range []struct {
+		key string
+		dst *int64
+	}{{"shmsize", &l.ShmSize}, {"memory", &l.Memory}, {"memswap", &l.MemorySwap}, {"cpushares", &l.CPUShares}, {"cpuperiod", &l.CPUPeriod}, {"cpuquota", &l.CPUQuota}} {
+		v := q.Get(f.key)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return l, fmt.Errorf("invalid value for %s: %q: want an integer: %w", f.key, v, errdefs.ErrInvalidArgument)
+		}
+		*f.dst = n
+	}
+	l.CPUSetCPUs, l.CPUSetMems = q.Get("cpusetcpus"), q.Get("cpusetmems")
+	return l, nil
 }
 
 // registryConfig reads X-Registry-Config: base64url JSON of registry →

@@ -80,7 +80,7 @@ func TestBuildStream(t *testing.T) {
 		want     []string // substrings of the body, in order
 		wantCode float64  // errorDetail.code, when the stream fails
 	}{
-		{name: "success", query: "?t=app:1&t=app:2&dockerfile=sub/Dockerfile&buildargs=%7B%22A%22%3A%221%22%7D&labels=%7B%22l%22%3A%22v%22%7D&target=final&networkmode=host",
+		{name: "success", query: "?t=app:1&t=app:2&dockerfile=sub/Dockerfile&buildargs=%7B%22A%22%3A%221%22%7D&labels=%7B%22l%22%3A%22v%22%7D&target=final&networkmode=host&extrahosts=%5B%22db%3A10.0.0.2%22%5D&shmsize=1048576&memory=8388608&cpusetcpus=0",
 			fb:     fakeBuilder{lines: []string{"Step 1/1 : FROM busybox\n", " ---> abc\n"}},
 			status: 200, want: []string{`{"stream":"Step 1/1 : FROM busybox\n"}`, `{"aux":{"ID":"` + fakeBuildID.String() + `"}}`}},
 		{name: "quiet", query: "?q=1", fb: fakeBuilder{lines: []string{"Step 1/1 : FROM busybox\n"}},
@@ -91,6 +91,7 @@ func TestBuildStream(t *testing.T) {
 			status: 200, want: []string{"Step 2/2", `"error":"The command '/bin/sh -c false' returned a non-zero code: 3"`}, wantCode: 3},
 		{name: "bad buildargs", query: "?buildargs=nope", status: 400, want: []string{"invalid buildargs"}},
 		{name: "bad nocache", query: "?nocache=maybe", status: 400, want: []string{"nocache"}},
+		{name: "bad memory", query: "?memory=lots", status: 400, want: []string{"memory"}},
 		{name: "buildkit", query: "?version=2", status: 501, want: []string{"BuildKit"}},
 		{name: "squash", query: "?squash=1", status: 501, want: []string{"squash"}},
 		{name: "remote", query: "?remote=https://example.com/x.git", status: 501, want: []string{"remote build contexts"}},
@@ -125,7 +126,8 @@ func TestBuildStream(t *testing.T) {
 			if tc.name == "success" {
 				g := fb.got
 				if fb.body != "context-bytes" || g.Dockerfile != "sub/Dockerfile" || strings.Join(g.Tags, ",") != "app:1,app:2" ||
-					*g.BuildArgs["A"] != "1" || g.Labels["l"] != "v" || g.Target != "final" || g.NetworkMode != "host" {
+					*g.BuildArgs["A"] != "1" || g.Labels["l"] != "v" || g.Target != "final" || g.NetworkMode != "host" ||
+					strings.Join(g.Limits.ExtraHosts, ",") != "db:10.0.0.2" || g.Limits.ShmSize != 1<<20 || g.Limits.Memory != 8<<20 || g.Limits.CPUSetCPUs != "0" {
 					t.Errorf("options: %+v body %q", g, fb.body)
 				}
 			}

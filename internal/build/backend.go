@@ -48,6 +48,16 @@ type Backend interface {
 	RemoveUnused(ctx context.Context, ids []digest.Digest) (int64, error)
 }
 
+// RunLimits are the build's settings for its RUN containers (docker
+// build's --add-host, --shm-size, --memory, --cpu-*). Zero values leave
+// the engine's defaults.
+type RunLimits struct {
+	ExtraHosts                     []string
+	ShmSize, Memory, MemorySwap    int64
+	CPUShares, CPUPeriod, CPUQuota int64
+	CPUSetCPUs, CPUSetMems         string
+}
+
 // RegistryAuth is a credential for one registry (docker's AuthConfig).
 type RegistryAuth struct {
 	Username, Password, IdentityToken, RegistryToken string
@@ -67,6 +77,8 @@ type RunOptions struct {
 	// NetworkMode is the container's network ("none" unless the build
 	// asked for another).
 	NetworkMode string
+	// Limits are the build's settings for RUN containers.
+	Limits RunLimits
 	// Output gets the command's stdout and stderr.
 	Output io.Writer
 	// Started, if set, gets the container's ID once it exists.

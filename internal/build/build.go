@@ -55,6 +55,8 @@ type Options struct {
 	Target string
 	// NetworkMode is RUN's network; "" and "default" mean none.
 	NetworkMode string
+	// Limits are settings for the RUN containers.
+	Limits RunLimits
 	// Platform, if set, must be the host's: berth builds no other.
 	Platform string
 	// Output gets the progress text, docker's legacy builder lines.

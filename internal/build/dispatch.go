@@ -130,7 +130,7 @@ func (r *run) runStep(ctx context.Context, st *stage, n *parser.Node) error {
 			Base: st.img.ID, Args: args,
 			Env:  append(slices.Clone(st.img.Config.Config.Env), argEnv...),
 			User: cfg.Config.User, WorkingDir: cfg.Config.WorkingDir,
-			NetworkMode: net, Output: r.out, Config: cfg,
+			NetworkMode: net, Limits: r.opts.Limits, Output: r.out, Config: cfg,
 			Started: func(c string) {
 				ctr = c
 				fmt.Fprintf(r.out, " ---> Running in %s\n", shortID(digest.Digest("sha256:"+c)))

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/moby/moby/api/types/jsonstream"
 )
@@ -25,6 +26,9 @@ type BuildOptions struct {
 	// NetworkMode is RUN's network; "" leaves it to the daemon (none).
 	NetworkMode string
 	Platform    string
+	// ExtraHosts ("host:ip") and ShmSize (bytes) are RUN's.
+	ExtraHosts []string
+	ShmSize    int64
 	// Progress gets every message of the stream but errors (which end
 	// it and come back as a *StreamError).
 	Progress func(jsonstream.Message)
@@ -54,6 +58,13 @@ func (c *Client) ImageBuild(ctx context.Context, buildContext io.Reader, opts Bu
 	}
 	if opts.Platform != "" {
 		q.Set("platform", opts.Platform)
+	}
+	if len(opts.ExtraHosts) > 0 {
+		b, _ := json.Marshal(opts.ExtraHosts)
+		q.Set("extrahosts", string(b))
+	}
+	if opts.ShmSize > 0 {
+		q.Set("shmsize", strconv.FormatInt(opts.ShmSize, 10))
 	}
 	boolParam(q, "nocache", opts.NoCache)
 	boolParam(q, "pull", opts.Pull)

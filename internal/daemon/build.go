@@ -166,7 +166,11 @@ func (bb buildBackend) Run(ctx context.Context, opts build.RunOptions) (_ digest
 		AttachStdout: true, AttachStderr: true,
 		Labels: map[string]string{buildStepLabel: "1"},
 	}
-	host := &containertypes.HostConfig{NetworkMode: containertypes.NetworkMode(opts.NetworkMode)}
+	l := opts.Limits
+	host := &containertypes.HostConfig{NetworkMode: containertypes.NetworkMode(opts.NetworkMode), ExtraHosts: l.ExtraHosts, ShmSize: l.ShmSize}
+	host.Memory, host.MemorySwap = l.Memory, l.MemorySwap
+	host.CPUShares, host.CPUPeriod, host.CPUQuota = l.CPUShares, l.CPUPeriod, l.CPUQuota
+	host.CpusetCpus, host.CpusetMems = l.CPUSetCPUs, l.CPUSetMems
 	cr, err := e.ContainerCreate(ctx, ContainerCreateOptions{Config: cfg, HostConfig: host})
 	if err != nil {
 		return "", fmt.Errorf("run: %w", err)

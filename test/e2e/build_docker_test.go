@@ -215,6 +215,28 @@ func TestBuildPullsPrivateBase(t *testing.T) {
 	}
 }
 
+// TestBuildRunSettings: docker build --add-host and --shm-size reach
+// the RUN containers.
+func TestBuildRunSettings(t *testing.T) {
+	d := StartDaemon(t, DaemonOptions{})
+	d.DockerOK(t, "load", "-i", testutil.Images(t).DockerArchive)
+	dir := buildDir(t, map[string]string{"Dockerfile": "FROM busybox\nRUN grep myhost /etc/hosts > /h && df -k /dev/shm | tail -1 > /shm\n"})
+	r := run(t, append(d.dockerEnv(t), "DOCKER_BUILDKIT=0"), nil, DockerCLI, "build", "--add-host", "myhost:10.1.2.3", "--shm-size", "8m", "-t", "settings:1", dir)
+	if r.Code != 0 {
+		t.Fatalf("docker build: %s", r)
+	}
+	if got := d.DockerOK(t, "run", "--rm", "settings:1", "cat", "/h", "/shm"); !strings.Contains(got, "10.1.2.3") || !strings.Contains(got, " 8192 ") {
+		t.Errorf("in the RUN container: %q", got)
+	}
+	// The same through berth build.
+	if r := d.Berth(t, "build", "--no-cache", "--add-host", "myhost:10.1.2.3", "--shm-size", "8m", "-t", "settings:2", dir); r.Code != 0 {
+		t.Fatalf("berth build: %s", r)
+	}
+	if got := d.DockerOK(t, "run", "--rm", "settings:2", "cat", "/h", "/shm"); !strings.Contains(got, "10.1.2.3") || !strings.Contains(got, " 8192 ") {
+		t.Errorf("berth build: in the RUN container: %q", got)
+	}
+}
+
 // TestBuildBerthCLI: berth build from a directory and from stdin.
 func TestBuildBerthCLI(t *testing.T) {
 	d := StartDaemon(t, DaemonOptions{})
