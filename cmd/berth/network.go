@@ -334,10 +334,7 @@ func newNetworkConnectCommand(g *globals) *cobra.Command {
 		Short: "Connect a container to a network",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(links) > 0 {
-				return usageErr("--link: legacy links are not supported; containers on a user network find each other by name")
-			}
-			es := &network.EndpointSettings{Aliases: aliases}
+			es := &network.EndpointSettings{Aliases: aliases, Links: links}
 			if len(driverOpts) > 0 {
 				es.DriverOpts = keyValues(driverOpts)
 			}
@@ -373,7 +370,7 @@ func newNetworkConnectCommand(g *globals) *cobra.Command {
 	fl.StringArrayVar(&aliases, "alias", nil, "add network-scoped alias for the container")
 	fl.StringVar(&ip4, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
 	fl.StringVar(&ip6, "ip6", "", "IPv6 address (e.g., 2001:db8::33)")
-	fl.StringArrayVar(&links, "link", nil, "add link to another container (not supported)")
+	fl.StringArrayVar(&links, "link", nil, "add link to another container")
 	fl.StringArrayVar(&linkLocal, "link-local-ip", nil, "add a link-local address for the container")
 	fl.StringArrayVar(&driverOpts, "driver-opt", nil, "driver options for the network")
 	return cmd

@@ -173,6 +173,35 @@ func (e *Engine) startLinks(r *container.Record, m *bnet.Manager, onDefault bool
 	return links, env, nil
 }
 
+// endpointLinks are an endpoint's own links (network connect --link,
+// EndpointsConfig.Links): aliases of other containers for the embedded
+// DNS, on user-defined networks only.
+func (e *Engine) endpointLinks(network string, links []string) ([]bnet.Link, error) {
+	if len(links) == 0 {
+		return nil, nil
+	}
+	if network == bnet.DefaultNetwork {
+		return nil, fmt.Errorf("network-scoped links are only supported for user-defined networks (use --link at create on the default network): %w", errdefs.ErrInvalidArgument)
+	}
+	c, err := e.ctrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []bnet.Link
+	for _, l := range links {
+		name, alias, err := parseLink(l)
+		if err != nil {
+			return nil, err
+		}
+		ct, err := c.store.Get(name)
+		if err != nil {
+			return nil, fmt.Errorf("could not get container for %s: %w", name, errdefs.ErrInvalidArgument)
+		}
+		out = append(out, bnet.Link{ContainerID: ct.ID(), Name: strings.TrimPrefix(name, "/"), Alias: alias})
+	}
+	return out, nil
+}
+
 // linkEnv is the environment one link gives on the default network.
 func linkEnv(full, alias string, ip netip.Addr, ports networktypes.PortSet, env []string) []string {
 	prefix := strings.ToUpper(strings.ReplaceAll(alias, "-", "_"))

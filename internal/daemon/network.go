@@ -246,6 +246,13 @@ func (e *Engine) networkUp(ctx context.Context, r *container.Record, endpoints m
 		if es == nil && name == primary {
 			es = endpoints[string(r.HostConfig.NetworkMode)]
 		}
+		if es != nil && name != bnet.DefaultNetwork { // the default network's are HostConfig's
+			ls, err := e.endpointLinks(name, es.Links)
+			if err != nil {
+				return ContainerNetwork{}, err
+			}
+			opts.Links = append(slices.Clone(base.Links), ls...)
+		}
 		if es != nil {
 			opts.Aliases = es.Aliases
 			if es.IPAMConfig != nil {
@@ -698,8 +705,12 @@ func (e *Engine) NetworkConnect(ctx context.Context, netRef string, req networkt
 	if es == nil {
 		es = &networktypes.EndpointSettings{}
 	}
+	links, err := e.endpointLinks(info.Name, es.Links)
+	if err != nil {
+		return err
+	}
 	if r.State.IsRunning() {
-		opts := bnet.AttachOptions{ContainerID: r.ID, Name: r.Name, Network: info.ID, Aliases: es.Aliases}
+		opts := bnet.AttachOptions{ContainerID: r.ID, Name: r.Name, Network: info.ID, Aliases: es.Aliases, Links: links}
 		if es.IPAMConfig != nil {
 			opts.IPv4, opts.IPv6 = es.IPAMConfig.IPv4Address, es.IPAMConfig.IPv6Address
 		}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -183,5 +184,25 @@ func TestLinksOnUserNetwork(t *testing.T) {
 	other := create(t, e, "other", containertypes.Config{Cmd: []string{"ping", "-c1", "-W2", "backend"}}, mode)
 	if out, code := runOutput(t, e, other); code == 0 {
 		t.Fatalf("a container without the link resolved its alias:\n%s", out)
+	}
+	// network connect --link: a running container on the default network
+	// joins n with a link of its own there
+	late := create(t, e, "late", containertypes.Config{Cmd: []string{"sleep", "100"}}, nil)
+	if err := e.ContainerStart(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.NetworkConnect(ctx, "bridge", networktypes.ConnectRequest{Container: "other",
+		EndpointConfig: &networktypes.EndpointSettings{Links: []string{"srv:x"}}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("connect --link on the default network: %v", err)
+	}
+	if err := e.NetworkConnect(ctx, n, networktypes.ConnectRequest{Container: "late",
+		EndpointConfig: &networktypes.EndpointSettings{Links: []string{"srv:api"}}}); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := e.netManager()
+	srvNets, _, _ := e.networkSettings(srv)
+	out, err := exec.Command("nsenter", "--net="+m.NetnsPath(late), "busybox", "nslookup", "api", "127.0.0.11").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), srvNets[n].IPAddress.String()) {
+		t.Fatalf("late resolving its connect link api (srv at %s): %v\n%s", srvNets[n].IPAddress, err, out)
 	}
 }

@@ -193,6 +193,11 @@ func (m *Manager) attachLocked(ctx context.Context, opts AttachOptions) (AttachR
 	if sb.Hostname == "" { // not set up yet (by Files or a first Attach)
 		setResolution(sb, opts)
 	}
+	for _, l := range opts.Links { // a later network's own (connect --link)
+		if !slices.Contains(sb.Links, l) {
+			sb.Links = append(sb.Links, l)
+		}
+	}
 	for _, ep := range eps {
 		if ep.NetworkID == n.ID {
 			return AttachResult{}, fmt.Errorf("endpoint with name %s already exists in network %s: %w", opts.Name, n.Name, errdefs.ErrConflict)

@@ -8,7 +8,7 @@ import (
 // TestDockerCLILinks drives --link through the docker CLI: the errors of
 // a missing and a stopped linked container in docker's words, the hosts
 // entry and variables in the linking container, inspect's stored form,
-// and rm --link.
+// rm --link, and links as aliases on a user-defined network.
 func TestDockerCLILinks(t *testing.T) {
 	d, _ := netDaemon(t, DaemonOptions{})
 	loadBusybox(t, d)
@@ -35,6 +35,19 @@ func TestDockerCLILinks(t *testing.T) {
 	if got := strings.TrimSpace(d.DockerOK(t, "inspect", "-f", "{{json .HostConfig.Links}}", "web")); got != "null" && got != "[]" {
 		t.Errorf("links after rm --link: %s", got)
 	}
+
+	// On a user-defined network a link is a name for the linking
+	// container alone: at run, and with the berth CLI's connect --link.
+	t.Cleanup(func() { d.Docker(t, "network", "rm", "lnet") })
+	d.DockerOK(t, "network", "create", "lnet")
+	d.DockerOK(t, "run", "-d", "--name", "srv", "--network", "lnet", "busybox", "sleep", "300")
+	d.DockerOK(t, "run", "--rm", "--network", "lnet", "--link", "srv:backend", "busybox", "ping", "-c1", "-W2", "backend")
+	if r := d.Docker(t, "run", "--rm", "--network", "lnet", "busybox", "ping", "-c1", "-W2", "backend"); r.Code == 0 {
+		t.Errorf("a container without the link resolved its alias: %s", r)
+	}
+	d.DockerOK(t, "run", "-d", "--name", "late", "busybox", "sleep", "300")
+	berthOK(t, d, "network", "connect", "--link", "srv:api", "lnet", "late")
+	d.DockerOK(t, "exec", "late", "ping", "-c1", "-W2", "api")
 }
 
 // TestDockerCLIDisconnectStopped: a stopped container leaves the network
