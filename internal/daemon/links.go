@@ -9,8 +9,10 @@ package daemon
 // _ADDR, _PORT, _PROTO), <ALIAS>_PORT for the lowest exposed port,
 // <ALIAS>_NAME=/parent/alias and <ALIAS>_ENV_<var> for each variable of
 // the linked container's (HOME and PATH aside). On user-defined networks
-// a link is an alias that the embedded DNS answers for the linking
-// container alone, and nothing more. Docker's port-range variables
+// a link (HostConfig's, or the endpoint's own: network connect --link,
+// where the docker CLI also puts run's --link) is an alias that the
+// embedded DNS answers for the linking container alone, and nothing
+// more. Docker's port-range variables
 // (_START, _END) are not made.
 //
 // A start holds its container's lock and reads the linked containers'
