@@ -280,3 +280,35 @@ func writeContextTar(w io.Writer, dir, dockerfile string, extra map[string][]byt
 	}
 	return tw.Close()
 }
+
+// newBuilderCommand is berth builder: build and prune of the cache.
+func newBuilderCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "builder", Short: "Manage builds"}
+	var force bool
+	prune := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove build cache",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !force {
+				fmt.Fprint(cmd.OutOrStdout(), "WARNING! This will remove all dangling build cache.\nAre you sure you want to continue? [y/N] ")
+				var answer string
+				fmt.Fscanln(cmd.InOrStdin(), &answer)
+				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+					return nil
+				}
+			}
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				n, err := c.BuildPrune(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "Total reclaimed space:", humanSize(n))
+				return nil
+			})
+		},
+	}
+	prune.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
+	cmd.AddCommand(newBuildCommand(g), prune)
+	return cmd
+}

@@ -203,6 +203,7 @@ func newRootCommand() *cobra.Command {
 		newLoadCommand(g),
 		newImportCommand(g),
 		newBuildCommand(g),
+		newBuilderCommand(g),
 		newPullCommand(g),
 		newPushCommand(g),
 		newLoginCommand(g),

@@ -40,7 +40,7 @@ func TestBuildCompose(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stdout+r.Stderr, "Successfully tagged composebuilt:1") {
 		t.Fatalf("docker-compose build: %s\n%s", r, d.logTail())
 	}
-	if got := d.DockerOK(t, "run", "--rm", "composebuilt:1"); got != "from-compose\n" {
+	if got := d.DockerOK(t, "run", "--rm", "--network", "none", "composebuilt:1"); got != "from-compose\n" {
 		t.Errorf("run: %q", got)
 	}
 	if got := d.DockerOK(t, "image", "inspect", "-f", "{{index .Config.Labels \"built.by\"}}", "composebuilt:1"); strings.TrimSpace(got) != "compose" {

@@ -66,10 +66,10 @@ func TestBuildDockerCLI(t *testing.T) {
 			t.Errorf("docker build output lacks %q:\n%s", want, r.Stdout)
 		}
 	}
-	if got := d.DockerOK(t, "run", "--rm", "app:1"); got != "hello from the gen stage\nlevel=1\nmode=prod\n" {
+	if got := d.DockerOK(t, "run", "--rm", "--network", "none", "app:1"); got != "hello from the gen stage\nlevel=1\nmode=prod\n" {
 		t.Errorf("run the built image: %q", got)
 	}
-	if got := d.DockerOK(t, "run", "--rm", "app:1", "ls", "/app"); strings.Contains(got, "junk") || strings.Contains(got, "Dockerfile") {
+	if got := d.DockerOK(t, "run", "--rm", "--network", "none", "app:1", "ls", "/app"); strings.Contains(got, "junk") || strings.Contains(got, "Dockerfile") {
 		t.Errorf("/app holds %q", got)
 	}
 	if got := d.DockerOK(t, "ps", "-aq"); strings.TrimSpace(got) != "" {
@@ -111,7 +111,7 @@ func TestBuildDockerCLI(t *testing.T) {
 	if n := strings.Count(r.Stdout, "Using cache"); r.Code != 0 || n != 5 {
 		t.Errorf("after a change: %d cache hits, want 5 (up to COPY conf/): %s", n, r)
 	}
-	if got := d.DockerOK(t, "run", "--rm", "app:3"); got != "changed\n" {
+	if got := d.DockerOK(t, "run", "--rm", "--network", "none", "app:3"); got != "changed\n" {
 		t.Errorf("run the rebuilt image: %q", got)
 	}
 	// --no-cache: nothing from the cache.
@@ -119,7 +119,7 @@ func TestBuildDockerCLI(t *testing.T) {
 	if r.Code != 0 || strings.Contains(r.Stdout, "Using cache") || !strings.Contains(r.Stdout, "Step 3/3") {
 		t.Errorf("--no-cache --target gen: %s", r)
 	}
-	if got := d.DockerOK(t, "run", "--rm", "gen:1", "cat", "/gen.txt"); got != "hi from the gen stage\n" {
+	if got := d.DockerOK(t, "run", "--rm", "--network", "none", "gen:1", "cat", "/gen.txt"); got != "hi from the gen stage\n" {
 		t.Errorf("--build-arg: %q", got)
 	}
 	// docker builder prune empties the cache: the next build hits nothing.
@@ -190,7 +190,7 @@ func TestBuildPullsBase(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stdout, "Status: Downloaded newer image for "+reg.Ref("test/busybox:latest")) {
 		t.Fatalf("build from an absent base: %s", r)
 	}
-	if got := d.DockerOK(t, "run", "--rm", "frompull:1", "cat", "/p"); got != "pulled\n" {
+	if got := d.DockerOK(t, "run", "--rm", "--network", "none", "frompull:1", "cat", "/p"); got != "pulled\n" {
 		t.Errorf("run: %q", got)
 	}
 }
@@ -225,14 +225,14 @@ func TestBuildRunSettings(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("docker build: %s", r)
 	}
-	if got := d.DockerOK(t, "run", "--rm", "settings:1", "cat", "/h", "/shm"); !strings.Contains(got, "10.1.2.3") || !strings.Contains(got, " 8192 ") {
+	if got := d.DockerOK(t, "run", "--rm", "--network", "none", "settings:1", "cat", "/h", "/shm"); !strings.Contains(got, "10.1.2.3") || !strings.Contains(got, " 8192 ") {
 		t.Errorf("in the RUN container: %q", got)
 	}
 	// The same through berth build.
 	if r := d.Berth(t, "build", "--no-cache", "--add-host", "myhost:10.1.2.3", "--shm-size", "8m", "-t", "settings:2", dir); r.Code != 0 {
 		t.Fatalf("berth build: %s", r)
 	}
-	if got := d.DockerOK(t, "run", "--rm", "settings:2", "cat", "/h", "/shm"); !strings.Contains(got, "10.1.2.3") || !strings.Contains(got, " 8192 ") {
+	if got := d.DockerOK(t, "run", "--rm", "--network", "none", "settings:2", "cat", "/h", "/shm"); !strings.Contains(got, "10.1.2.3") || !strings.Contains(got, " 8192 ") {
 		t.Errorf("berth build: in the RUN container: %q", got)
 	}
 }
@@ -246,7 +246,7 @@ func TestBuildBerthCLI(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stdout, "Step 5/6 : CMD") || !strings.Contains(r.Stdout, "Successfully tagged bb:1") {
 		t.Fatalf("berth build: %s", r)
 	}
-	if got := d.DockerOK(t, "run", "--rm", "bb:1"); got != "from berth\n" {
+	if got := d.DockerOK(t, "run", "--rm", "--network", "none", "bb:1"); got != "from berth\n" {
 		t.Errorf("run: %q", got)
 	}
 	if got := d.DockerOK(t, "image", "inspect", "-f", "{{.Config.Labels.v}} {{.Config.Labels.x}}", "bb:1"); strings.TrimSpace(got) != "7 y" {
@@ -260,6 +260,13 @@ func TestBuildBerthCLI(t *testing.T) {
 	if r.Code != 0 || !strings.HasPrefix(strings.TrimSpace(r.Stdout), "sha256:") {
 		t.Errorf("berth build -q -: %s", r)
 	}
+	if r := d.Berth(t, "builder", "prune", "-f"); r.Code != 0 || !strings.Contains(r.Stdout, "Total reclaimed space:") {
+		t.Errorf("berth builder prune: %s", r)
+	}
+	r = run(t, []string{"BERTH_HOST=" + d.Host}, []byte("FROM busybox\nENV A=1\n"), bins.berth, "builder", "build", "-")
+	if r.Code != 0 || strings.Contains(r.Stdout, "Using cache") {
+		t.Errorf("berth builder build after prune: %s", r)
+	}
 }
 
 const dockerPyBuild = `
@@ -270,7 +277,7 @@ img, logs = c.images.build(path=path, tag="py/built:1", rm=True)
 lines = "".join(l.get("stream", "") for l in logs)
 assert "Successfully built" in lines, lines
 assert "py/built:1" in img.tags, img.tags
-out = c.containers.run("py/built:1", remove=True)
+out = c.containers.run("py/built:1", remove=True, network_mode="none")
 assert out == b"built by docker-py\n", out
 try:
     c.images.build(path=path, dockerfile="Dockerfile.bad")
