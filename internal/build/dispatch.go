@@ -53,6 +53,8 @@ func (r *run) dispatch(ctx context.Context, st *stage, n *parser.Node) error {
 	default:
 		err = r.metadata(ctx, st, n, cmd)
 	}
+	// Errors of a class, and a RUN's exit, already say what failed in
+	// the words docker uses; the others get the instruction's name.
 	if err != nil {
 		var ee *ExitError
 		if errors.As(err, &ee) {
