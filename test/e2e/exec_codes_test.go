@@ -9,13 +9,6 @@ import (
 // docker CLI turns them into its exit codes: 127 for a command that is
 // not there, 126 for one that cannot be executed (a directory, a file
 // without an execute bit). The same for exec.
-//
-// The run cases need internal/runtime's lookPath to check a path as
-// execve would (EISDIR, EACCES) and to use runc's wording (`exec: "x":
-// …`), and internal/monitor's errKind to read "exec: " and "is a
-// directory": until both land (runtimeChecksExecutable), they are
-// skipped. The exec cases pass without them.
-const runtimeChecksExecutable = false
 
 func TestCommandErrorsDockerCLI(t *testing.T) {
 	d := StartDaemon(t, DaemonOptions{})
@@ -34,9 +27,6 @@ func TestCommandErrorsDockerCLI(t *testing.T) {
 		{"missing path", "/no/such", 127, "no such file or directory"},
 	} {
 		t.Run("run "+tc.name, func(t *testing.T) {
-			if !runtimeChecksExecutable {
-				t.Skip("needs the runtime's executable check and runc's wording (see runtimeChecksExecutable)")
-			}
 			r := d.Docker(t, "run", "--rm", "busybox", tc.cmd)
 			if r.Code != tc.code || !strings.Contains(r.Stderr, tc.msg) || strings.Contains(r.Stderr, "in $PATH in $PATH") {
 				t.Fatalf("docker run busybox %s: %s\nwant exit %d and %q", tc.cmd, r, tc.code, tc.msg)
@@ -47,9 +37,6 @@ func TestCommandErrorsDockerCLI(t *testing.T) {
 				t.Fatalf("docker exec box %s: %s\nwant exit %d", tc.cmd, r, tc.code)
 			}
 		})
-	}
-	if !runtimeChecksExecutable {
-		return
 	}
 	// run -d fails the same way, and the container keeps the code.
 	r := d.Docker(t, "run", "-d", "--name", "dir", "busybox", "/etc")
