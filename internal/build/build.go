@@ -414,12 +414,23 @@ func words(n *parser.Node) []string {
 	return out
 }
 
+// buildkitFlags are instruction flags only BuildKit has: the legacy
+// builder refuses them by name rather than as unknown.
+var buildkitFlags = map[string]bool{
+	"run mount": true, "run network": true, "run security": true, "run device": true,
+	"copy link": true, "copy parents": true, "copy exclude": true,
+	"add link": true, "add checksum": true, "add keep-git-dir": true, "add exclude": true,
+}
+
 // flags parses an instruction's --name=value flags, allowing only names.
 func flags(n *parser.Node, allowed ...string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, f := range n.Flags {
 		k, v, _ := strings.Cut(strings.TrimPrefix(f, "--"), "=")
 		if !slices.Contains(allowed, k) {
+			if buildkitFlags[strings.ToLower(n.Value)+" "+k] {
+				return nil, fmt.Errorf("the --%s option requires BuildKit, which this daemon does not run: %w", k, errdefs.ErrNotImplemented)
+			}
 			return nil, fmt.Errorf("dockerfile line %d: unknown flag: %s: %w", n.StartLine, k, errdefs.ErrInvalidArgument)
 		}
 		out[k] = v

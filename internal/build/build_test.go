@@ -361,6 +361,7 @@ func TestBuildRefusals(t *testing.T) {
 		{name: "bad tag", entries: []entry{dockerfile("FROM busybox\n")}, opts: Options{Tags: []string{"UPPER:case"}}, class: errdefs.ErrInvalidArgument},
 		{name: "other platform", entries: []entry{dockerfile("FROM busybox\n")}, opts: Options{Platform: "linux/s390x"}, class: errdefs.ErrNotImplemented},
 		{name: "unknown flag", entries: []entry{dockerfile("FROM busybox\nCOPY --nope=1 a /a\n")}, want: "unknown flag: nope", class: errdefs.ErrInvalidArgument},
+		{name: "buildkit flag", entries: []entry{dockerfile("FROM busybox\nRUN --mount=type=cache,target=/c true\n")}, want: "the --mount option requires BuildKit", class: errdefs.ErrNotImplemented},
 		{name: "multi source needs dir", entries: []entry{dockerfile("FROM busybox\nCOPY a b /dest\n"), {name: "a"}, {name: "b"}}, want: "must be a directory and end with a /"},
 		{name: "glob no match", entries: []entry{dockerfile("FROM busybox\nCOPY *.nope /\n")}, want: "no source files were specified"},
 		{name: "symlink out of context", entries: []entry{dockerfile("FROM busybox\nCOPY l /x\n"), {name: "l", link: "/etc/passwd"}}, want: "COPY failed"},
