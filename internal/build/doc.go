@@ -9,7 +9,9 @@
 //
 // It knows nothing of containers, snapshots or the image store: RUN, the
 // filesystem steps and commits go through Backend, which the daemon
-// implements. It owns, under the directory given to New:
+// implements (internal/image serves only to parse references and
+// platforms; internal/archive extracts the context and ADD's archives).
+// It owns, under the directory given to New:
 //
 //	cache.json    the layer cache: step key → image ID, written atomically
 //	ctx-*/        a build's unpacked context, removed when the build ends
