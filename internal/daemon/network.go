@@ -463,9 +463,14 @@ func summary(n bnet.Network) networktypes.Network {
 	for k, v := range n.Options {
 		out.Options[k] = v
 	}
-	out.Options[bnet.OptBridgeName] = n.Bridge
-	if n.MTU > 0 {
-		out.Options[bnet.OptMTU] = strconv.Itoa(n.MTU)
+	// Like docker, a user network's Options are what its creator gave;
+	// only the default bridge lists the daemon's own. docker-compose
+	// compares them with its file and recreates a network that differs.
+	if n.Default {
+		out.Options[bnet.OptBridgeName] = n.Bridge
+		if n.MTU > 0 {
+			out.Options[bnet.OptMTU] = strconv.Itoa(n.MTU)
+		}
 	}
 	if out.Labels == nil {
 		out.Labels = map[string]string{}

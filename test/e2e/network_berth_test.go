@@ -148,7 +148,9 @@ func TestNetworkCleanupAfterDaemonKill(t *testing.T) {
 	port := freePort(t)
 	d.DockerOK(t, "run", "-d", "--name", "dies", "--network", "crash", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), "busybox", "httpd", "-f", "-p", "80")
 	d.DockerOK(t, "run", "-d", "--name", "lives", "busybox", "sleep", "1000")
-	crashBridge := strings.TrimSpace(d.DockerOK(t, "network", "inspect", "-f", `{{index .Options "com.docker.network.bridge.name"}}`, "crash"))
+	// A network made without -o com.docker.network.bridge.name gets
+	// docker's bridge name, br-<id12>, which inspect does not list.
+	crashBridge := "br-" + strings.TrimSpace(d.DockerOK(t, "network", "inspect", "-f", "{{.ID}}", "crash"))[:12]
 	if len(bridgePorts(t, crashBridge)) != 1 || len(bridgePorts(t, bridge)) != 1 {
 		t.Fatalf("veths before the crash: %s %v, %s %v", crashBridge, bridgePorts(t, crashBridge), bridge, bridgePorts(t, bridge))
 	}
