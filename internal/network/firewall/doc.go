@@ -1,8 +1,10 @@
 // Package firewall writes berth's nftables rules: outbound masquerade per
 // bridge subnet, isolation between bridges, --internal networks, icc off,
 // the DNAT of published ports (IPv4 and IPv6, from other hosts, from the
-// host itself including 127.0.0.1, and hairpin from containers), and the
-// guard against containers reaching the host's loopback (input chain).
+// host itself including 127.0.0.1, and hairpin from containers), the
+// guard against containers reaching the host's loopback (input chain),
+// and, on a host where berth turned IPv6 forwarding on, the drop of IPv6
+// forwarded between interfaces that are not its bridges.
 // Everything lives in one table of berth's own (family inet, named by the
 // caller: "berth" for the daemon), and icc off in its twin of the bridge
 // family (made only while a bridge has icc off), which Apply replaces
