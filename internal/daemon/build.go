@@ -142,16 +142,27 @@ func (bb buildBackend) Pull(ctx context.Context, ref string, auth *build.Registr
 }
 
 // syncWriter serialises the container's stdout and stderr into one
-// progress stream.
+// progress stream, and drops what comes after the step (an attach that
+// outlived it must not write to a response that has ended).
 type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu     sync.Mutex
+	w      io.Writer
+	closed bool
 }
 
 func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return len(p), nil
+	}
 	return s.w.Write(p)
+}
+
+func (s *syncWriter) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 }
 
 func (bb buildBackend) Run(ctx context.Context, opts build.RunOptions) (_ digest.Digest, err error) {
@@ -191,6 +202,7 @@ func (bb buildBackend) Run(ctx context.Context, opts build.RunOptions) (_ digest
 		out = io.Discard
 	}
 	sw := &syncWriter{w: out}
+	defer sw.close()
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ready := make(chan struct{})
@@ -207,6 +219,9 @@ func (bb buildBackend) Run(ctx context.Context, opts build.RunOptions) (_ digest
 	select {
 	case <-ready:
 	case err := <-attached:
+		if err == nil {
+			err = fmt.Errorf("ended before the container ran: %w", errdefs.ErrUnavailable)
+		}
 		return "", fmt.Errorf("run: attach: %w", err)
 	case <-ctx.Done():
 		return "", ctx.Err()
