@@ -722,6 +722,13 @@ func (e *Engine) NetworkConnect(ctx context.Context, netRef string, req networkt
 		if len(es.MacAddress) > 0 {
 			opts.MAC = net.HardwareAddr(es.MacAddress)
 		}
+		if isPrimary && !slices.ContainsFunc(m.Endpoints(r.ID), func(ep bnet.Endpoint) bool { return len(ep.Ports) > 0 }) {
+			// back on the mode's network, its published ports come back
+			// with it, as at start
+			if opts.Ports, err = portBindings(r); err != nil {
+				return err
+			}
+		}
 		if _, err := m.Attach(ctx, opts); err != nil {
 			return err
 		}

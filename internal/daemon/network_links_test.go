@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"testing"
@@ -62,8 +63,11 @@ func TestDisconnectStoppedFromItsMode(t *testing.T) {
 		t.Fatalf("connected again, started:\n%s", out)
 	}
 
-	// running: disconnected from everything, then connected back
-	run := create(t, e, "runner", containertypes.Config{Cmd: []string{"sleep", "100"}}, nil)
+	// running: disconnected from everything, then connected back, its
+	// published port with it
+	p := networktypes.MustParsePort("80/tcp")
+	run := create(t, e, "runner", containertypes.Config{Cmd: []string{"sleep", "100"}},
+		&containertypes.HostConfig{PortBindings: networktypes.PortMap{p: {{HostIP: netip.MustParseAddr("127.0.0.1")}}}})
 	if err := e.ContainerStart(ctx, run); err != nil {
 		t.Fatal(err)
 	}
@@ -76,8 +80,8 @@ func TestDisconnectStoppedFromItsMode(t *testing.T) {
 	if err := e.NetworkConnect(ctx, "bridge", networktypes.ConnectRequest{Container: run}); err != nil {
 		t.Fatal(err)
 	}
-	if nets, _, _ := e.networkSettings(run); nets["bridge"] == nil || !nets["bridge"].IPAddress.IsValid() {
-		t.Fatalf("connected back while running: %v", nets)
+	if nets, ports, _ := e.networkSettings(run); nets["bridge"] == nil || !nets["bridge"].IPAddress.IsValid() || len(ports[p]) != 1 {
+		t.Fatalf("connected back while running: %v, ports %v", nets, ports)
 	}
 }
 
