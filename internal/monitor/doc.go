@@ -6,9 +6,9 @@
 // (internal/logfile), serves attach, resize and wait on a unix socket, is
 // the container's child subreaper, reaps the init, writes the exit status
 // atomically, deletes the runtime's state (unless the daemon took that
-// over) and exits. It outlives the
-// daemon: a restarted daemon finds it again with Connect, and ReadExit
-// tells how a container ended while no daemon was there.
+// over) and exits. It outlives the daemon: a restarted daemon finds it
+// again with Connect, and ReadExit tells how a container ended while no
+// daemon was there.
 //
 // The daemon side (Start, Connect, Handle) and the monitor side (Main) are
 // both here; they talk over two channels:
