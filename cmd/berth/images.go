@@ -42,7 +42,7 @@ func newImagesCommand(g *globals, use string) *cobra.Command {
 				f["reference"] = append(f["reference"], args[0])
 			}
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				images, err := c.ImageList(ctx, f)
+				images, err := c.ImageList(ctx, all, f)
 				if err != nil {
 					return err
 				}
@@ -80,7 +80,7 @@ func newImagesCommand(g *globals, use string) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
-	fl.BoolVarP(&all, "all", "a", false, "show all images (berth keeps no intermediate images)")
+	fl.BoolVarP(&all, "all", "a", false, "show all images (by default a build's intermediate images are hidden)")
 	fl.BoolVar(&digests, "digests", false, "show digests")
 	fl.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
 	fl.StringArrayVarP(&filters, "filter", "f", nil, "filter output based on conditions provided")

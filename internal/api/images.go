@@ -90,14 +90,15 @@ func (s *Server) imageList(ctx context.Context, w http.ResponseWriter, r *http.R
 	if err != nil {
 		return err
 	}
-	if _, err := boolQuery(r, "all"); err != nil {
+	all, err := boolQuery(r, "all")
+	if err != nil {
 		return err
 	}
 	// docker's legacy filter= (a reference) before filters= existed.
 	if ref := r.URL.Query().Get("filter"); ref != "" {
 		f["reference"] = append(f["reference"], ref)
 	}
-	res, err := s.b.Images.ImageList(ctx, daemon.ImageListOptions{Filters: daemon.Filters(f)})
+	res, err := s.b.Images.ImageList(ctx, daemon.ImageListOptions{All: all, Filters: daemon.Filters(f)})
 	if err != nil {
 		return err
 	}

@@ -35,9 +35,11 @@ func filtersParam(q url.Values, f map[string][]string) {
 	q.Set("filters", string(b))
 }
 
-// ImageList is GET /images/json.
-func (c *Client) ImageList(ctx context.Context, filters map[string][]string) ([]imagetypes.Summary, error) {
+// ImageList is GET /images/json; all lists a build's intermediate images
+// too.
+func (c *Client) ImageList(ctx context.Context, all bool, filters map[string][]string) ([]imagetypes.Summary, error) {
 	q := url.Values{}
+	boolParam(q, "all", all)
 	filtersParam(q, filters)
 	var out []imagetypes.Summary
 	return out, c.getJSON(ctx, "/images/json", q, &out)

@@ -85,7 +85,9 @@ func NewBuilder(ctx context.Context, e *Engine) (*Builder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Builder{e: e, b: b}, nil
+	bd := &Builder{e: e, b: b}
+	e.intermediates = bd.Intermediates
+	return bd, nil
 }
 
 // Build builds an image (see build.Builder.Build).
@@ -96,8 +98,8 @@ func (b *Builder) Build(ctx context.Context, opts build.Options) (build.Result, 
 }
 
 // Intermediates are the untagged images a build made as a step's base,
-// which docker images hides unless -a (docker: images with children).
-// ImageList may use it to do the same.
+// which docker images hides unless -a (docker: images with children);
+// ImageList and ImagePrune ask it.
 func (b *Builder) Intermediates(ctx context.Context) map[digest.Digest]bool {
 	out := map[digest.Digest]bool{}
 	for id := range b.b.Parents() {

@@ -80,6 +80,9 @@ type Engine struct {
 	// refuse (or need force) while there are any. Until containers exist
 	// it says none; the container code sets it.
 	imageUsers func(ctx context.Context, id digest.Digest) ([]ContainerRef, error)
+	// intermediates are the untagged images a build's later steps grew
+	// from; list and prune leave them alone. The builder sets it.
+	intermediates func(ctx context.Context) map[digest.Digest]bool
 }
 
 // New opens (creating if needed) the stores under cfg.Root.
@@ -130,6 +133,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("new engine: %w", err)
 	}
 	e.imageUsers = func(context.Context, digest.Digest) ([]ContainerRef, error) { return nil, nil }
+	e.intermediates = func(context.Context) map[digest.Digest]bool { return nil }
 	undo.Disarm()
 	return e, nil
 }

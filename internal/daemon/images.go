@@ -64,6 +64,9 @@ func familiar(names []string) []string {
 
 // ImageListOptions selects images as `docker images` does.
 type ImageListOptions struct {
+	// All lists a build's intermediate images too; docker hides them
+	// (untagged images with children) unless -a.
+	All bool
 	// Filters: dangling=true|false, label=k[=v], reference=pattern,
 	// before=image, since=image.
 	Filters Filters
@@ -108,8 +111,12 @@ func (e *Engine) ImageList(ctx context.Context, opts ImageListOptions) (ImageLis
 		return ImageListResult{}, err
 	}
 	out := ImageListResult{Images: []imagetypes.Summary{}}
+	var hidden map[digest.Digest]bool
+	if !opts.All {
+		hidden = e.intermediates(ctx)
+	}
 	for _, r := range recs {
-		if danglingSet && r.Dangling() != dangling {
+		if (danglingSet && r.Dangling() != dangling) || hidden[r.ID] {
 			continue
 		}
 		tags := r.RepoTags
@@ -580,8 +587,11 @@ func (e *Engine) ImagePrune(ctx context.Context, opts ImagePruneOptions) (ImageP
 		return ImagePruneResult{}, err
 	}
 	res := ImagePruneResult{PruneReport: imagetypes.PruneReport{ImagesDeleted: []imagetypes.DeleteResponse{}}}
+	// A build's intermediate images have children: not dangling to
+	// docker, and the build cache's steps.
+	kept := e.intermediates(ctx)
 	for _, r := range recs {
-		if !all && !r.Dangling() {
+		if !all && (!r.Dangling() || kept[r.ID]) {
 			continue
 		}
 		c, err := e.config(ctx, r)

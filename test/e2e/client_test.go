@@ -47,14 +47,14 @@ func TestClientSession(t *testing.T) {
 	if err != nil || len(lines) != 1 || lines[0] != "Loaded image: busybox:latest" {
 		t.Fatalf("load = %q, %v", lines, err)
 	}
-	list, err := c.ImageList(ctx, map[string][]string{"reference": {"busybox"}})
+	list, err := c.ImageList(ctx, false, map[string][]string{"reference": {"busybox"}})
 	if err != nil || len(list) != 1 {
 		t.Fatalf("list = %+v, %v", list, err)
 	}
 	if _, err := c.ImageInspect(ctx, "nope:1"); !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "No such image: nope:1") {
 		t.Errorf("inspect nope = %v, want not found", err)
 	}
-	if _, err := c.ImageList(ctx, map[string][]string{"bogus": {"x"}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	if _, err := c.ImageList(ctx, false, map[string][]string{"bogus": {"x"}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("list with a bad filter = %v, want invalid argument", err)
 	}
 	if err := c.ImageTag(ctx, "busybox", "client/copy:2"); err != nil {
