@@ -22,6 +22,10 @@ type engineEnv struct {
 	berthSvc  *service
 	docker    *dockerd
 	podman    []string // podman's global flags
+	// podNet is podman's bridge network for the bridge scenario, made on
+	// first use ("" until then); podNetErr says why it could not be.
+	podNet    string
+	podNetErr error
 }
 
 const (
@@ -74,7 +78,7 @@ func (e *env) engines() (*engineEnv, error) {
 			return nil, err
 		}
 		ee.podman = []string{"--root", filepath.Join(e.tmp, "podman"), "--runroot", runRoot, "--storage-driver", "overlay",
-			"--cgroup-manager", "cgroupfs", "--events-backend", "none"}
+			"--cgroup-manager", "cgroupfs", "--events-backend", "none", "--network-config-dir", filepath.Join(e.tmp, "podman-net")}
 		e.closers = append(e.closers, func() {
 			_ = ee.pod("rm", "-af")
 			_ = run(append([]string{"podman"}, append(ee.podman, "system", "reset", "-f")...)...)
@@ -162,8 +166,19 @@ func engineScenario(network string, before func(ee *engineEnv, r runner) error, 
 		if d := ee.docker; d != nil {
 			refs["docker"] = mk(runner{name: "docker", cli: d.cli, netFlags: netFlag(network, "none")})
 		}
-		if ee.podman != nil && network == "none" {
-			refs["podman"] = mk(runner{name: "podman", cli: ee.pod, netFlags: append([]string{"--network", "none"}, podmanLimits...)})
+		if ee.podman != nil {
+			podFlags := []string{"--network", "none"}
+			if network == "bridge" {
+				podFlags = nil
+				if name, err := ee.podBridge(e); err == nil {
+					podFlags = []string{"--network", name}
+				} else {
+					fmt.Fprintf(os.Stderr, "  podman's bridge: %v\n", err)
+				}
+			}
+			if podFlags != nil {
+				refs["podman"] = mk(runner{name: "podman", cli: ee.pod, netFlags: append(podFlags, podmanLimits...)})
+			}
 		}
 		cleanup := func() {
 			for _, r := range []runner{{cli: ee.berth}, {cli: func(a ...string) error {
@@ -180,6 +195,54 @@ func engineScenario(network string, before func(ee *engineEnv, r runner) error, 
 		}
 		return berth, refs, cleanup, nil
 	}
+}
+
+// podBridge makes podman's bridge network for the bridge scenario: its
+// own subnet and bridge, no DNS (as the default bridges of docker and
+// berth), in the bench's network config directory. netavark
+// adds iptables(-nft) rules for it (NAT of the subnet; nothing leaves, the
+// containers run true); the closer removes the network and the nft
+// tables netavark's rules made.
+func (ee *engineEnv) podBridge(e *env) (string, error) {
+	if ee.podNet != "" || ee.podNetErr != nil {
+		return ee.podNet, ee.podNetErr
+	}
+	const name = "benchpod"
+	before := nftTables()
+	e.closers = append(e.closers, func() {
+		_ = ee.pod("rm", "-af")
+		out, _ := exec.Command("podman", append(ee.podman, "network", "inspect", "-f", "{{.NetworkInterface}}", name)...).Output()
+		_ = ee.pod("network", "rm", "-f", name)
+		if br := strings.TrimSpace(string(out)); br != "" {
+			_ = run("ip", "link", "del", br) // if netavark left it
+		}
+		for t := range nftTables() {
+			if before[t] {
+				continue
+			}
+			// Only what netavark made: another tool's new table stays.
+			out, _ := exec.Command("nft", append([]string{"list", "table"}, strings.Fields(t)...)...).Output()
+			if strings.Contains(string(out), "NETAVARK") {
+				_ = run(append([]string{"nft", "delete", "table"}, strings.Fields(t)...)...)
+			}
+		}
+	})
+	if ee.podNetErr = ee.pod("network", "create", "--subnet", "10.213.3.0/24", "--disable-dns", name); ee.podNetErr == nil {
+		ee.podNet = name
+	}
+	return ee.podNet, ee.podNetErr
+}
+
+// nftTables lists the machine's nft tables as "family name".
+func nftTables() map[string]bool {
+	out, _ := exec.Command("nft", "list", "tables").Output()
+	tables := map[string]bool{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if t, ok := strings.CutPrefix(strings.TrimSpace(l), "table "); ok {
+			tables[t] = true
+		}
+	}
+	return tables
 }
 
 func netFlag(network, none string) []string {
