@@ -47,8 +47,8 @@ type Config struct {
 const DefaultNetwork = "bridge"
 
 // Manager owns berth's networks and the containers' attachments to them.
-// It is safe for concurrent use: mu guards st, servers, ports, dying and
-// fwd6, and is
+// It is safe for concurrent use: mu guards st, servers, ports, dying,
+// fwd4 and fwd6, and is
 // held across each operation, kernel work included, so operations are
 // serialised (they take about a millisecond each).
 type Manager struct {
@@ -60,7 +60,8 @@ type Manager struct {
 	servers map[string]*dns.Server          // container ID → its DNS server
 	ports   map[string]*portmap.Reservation // endpoint ID → reserved host ports
 	dying   map[string]bool                 // host veths left to the kernel by Release
-	fwd6    bool                            // berth turned IPv6 forwarding on (forwarding.go)
+	// fwd4, fwd6: berth turned IPv4 or IPv6 forwarding on (forwarding.go)
+	fwd4, fwd6 bool
 }
 
 // state is what state.json holds.
@@ -190,7 +191,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 			return nil, err
 		}
 	}
-	if err := m.syncForwarding6(ctx); err != nil {
+	if err := m.syncForwarding(ctx); err != nil {
 		return nil, err
 	}
 	// Host ports of live containers: the sockets that held them died with
@@ -267,7 +268,7 @@ func (m *Manager) Teardown(ctx context.Context) error {
 		errs = append(errs, deleteBridge(n.Bridge))
 	}
 	m.st.Networks = nil
-	errs = append(errs, firewall.Delete(m.cfg.Table), m.forwarding6Off(), m.save(), m.saveNetworks())
+	errs = append(errs, firewall.Delete(m.cfg.Table), m.forwardingOff(), m.save(), m.saveNetworks())
 	m.closeLocked()
 	errs = append(errs, m.waitDyingLocked())
 	return errors.Join(errs...)
@@ -291,8 +292,8 @@ func (m *Manager) Down(ctx context.Context) (bool, error) {
 		errs = append(errs, deleteBridge(n.Bridge))
 	}
 	errs = append(errs, firewall.Delete(m.cfg.Table), m.waitDyingLocked())
-	if m.fwd6 { // New turns it on again
-		errs = append(errs, m.forwarding6Off(), m.saveNetworks())
+	if m.fwd4 || m.fwd6 { // New turns it on again
+		errs = append(errs, m.forwardingOff(), m.saveNetworks())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return false, fmt.Errorf("networks down: %w", err)
@@ -359,7 +360,7 @@ func (m *Manager) load() error {
 		}
 	}
 	m.st = state{Networks: nets.Networks, Endpoints: rt.Endpoints, Containers: rt.Containers}
-	m.fwd6 = nets.IPv6Forwarding
+	m.fwd4, m.fwd6 = nets.IPv4Forwarding, nets.IPv6Forwarding
 	return nil
 }
 
@@ -378,13 +379,15 @@ func (m *Manager) save() error {
 // networksFile is networks.json.
 type networksFile struct {
 	Networks []*Network
-	// IPv6Forwarding: berth turned net.ipv6.conf.all.forwarding on and
-	// turns it off again (forwarding.go).
+	// IPv4Forwarding, IPv6Forwarding: berth turned net.ipv4.ip_forward
+	// or net.ipv6.conf.all.forwarding on and turns it off again
+	// (forwarding.go).
+	IPv4Forwarding bool `json:",omitempty"`
 	IPv6Forwarding bool `json:",omitempty"`
 }
 
 func (m *Manager) saveNetworks() error {
-	return writeJSON(m.networksPath(), networksFile{Networks: m.st.Networks, IPv6Forwarding: m.fwd6})
+	return writeJSON(m.networksPath(), networksFile{Networks: m.st.Networks, IPv4Forwarding: m.fwd4, IPv6Forwarding: m.fwd6})
 }
 
 func writeJSON(path string, v any) error {
@@ -445,7 +448,7 @@ func (m *Manager) endpointsOf(containerID string) []*Endpoint {
 
 // applyRules writes the nftables table from the state.
 func (m *Manager) applyRules() error {
-	rs := firewall.Ruleset{IsolateForwarding6: m.fwd6}
+	rs := firewall.Ruleset{IsolateForwarding4: m.fwd4, IsolateForwarding6: m.fwd6}
 	byID := map[string]*Network{}
 	for _, n := range m.st.Networks {
 		byID[n.ID] = n

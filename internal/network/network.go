@@ -186,12 +186,10 @@ func (m *Manager) createLocked(ctx context.Context, opts CreateOptions) (*Networ
 		return fail(err)
 	}
 	undo.Push(func() { _ = deleteBridge(n.Bridge) })
-	if n.IPv6 { // undone once the network is off the record
-		undo.Push(func() { _ = m.syncForwarding6(ctx) })
-	}
+	undo.Push(func() { _ = m.syncForwarding(ctx) }) // once the network is off the record
 	m.st.Networks = append(m.st.Networks, n)
 	undo.Push(func() { m.st.Networks = slices.DeleteFunc(m.st.Networks, func(o *Network) bool { return o == n }) })
-	if err := m.syncForwarding6(ctx); err != nil {
+	if err := m.syncForwarding(ctx); err != nil {
 		return fail(err)
 	}
 	if err := m.applyRules(); err != nil {
@@ -333,7 +331,7 @@ func (m *Manager) RemoveNetwork(ctx context.Context, ref string) error {
 		return err
 	}
 	m.st.Networks = slices.DeleteFunc(m.st.Networks, func(o *Network) bool { return o == n })
-	return errors.Join(m.syncForwarding6(ctx), m.applyRules(), m.saveNetworks())
+	return errors.Join(m.syncForwarding(ctx), m.applyRules(), m.saveNetworks())
 }
 
 // Networks lists the networks.

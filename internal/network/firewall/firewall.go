@@ -40,11 +40,11 @@ type Port struct {
 type Ruleset struct {
 	Bridges []Bridge
 	Ports   []Port
-	// IsolateForwarding6 drops IPv6 forwarded between interfaces none of
-	// which is one of Bridges: for a host on which berth turned IPv6
-	// forwarding on, which then routes only what it routed before plus
-	// the bridges' traffic.
-	IsolateForwarding6 bool
+	// IsolateForwarding4 and IsolateForwarding6 drop IPv4 or IPv6
+	// forwarded between interfaces none of which is one of Bridges: for a
+	// host on which berth turned that family's forwarding on, which then
+	// routes only what it routed before plus the bridges' traffic.
+	IsolateForwarding4, IsolateForwarding6 bool
 }
 
 // ipsDstNAT is IPS_DST_NAT of the conntrack status bits
@@ -103,12 +103,15 @@ func Apply(table string, rs Ruleset) error {
 			rule(fwd, ifname(unix.NFT_META_OIFNAME, expr.CmpOpEq, b.Name), ifname(unix.NFT_META_IIFNAME, expr.CmpOpNeq, b.Name), verdict(expr.VerdictDrop))
 		}
 	}
+	var notBridges []expr.Any
+	for _, b := range rs.Bridges {
+		notBridges = slices.Concat(notBridges, ifname(unix.NFT_META_IIFNAME, expr.CmpOpNeq, b.Name), ifname(unix.NFT_META_OIFNAME, expr.CmpOpNeq, b.Name))
+	}
+	if rs.IsolateForwarding4 {
+		rule(fwd, nfproto(unix.NFPROTO_IPV4), notBridges, verdict(expr.VerdictDrop))
+	}
 	if rs.IsolateForwarding6 {
-		var match []expr.Any
-		for _, b := range rs.Bridges {
-			match = slices.Concat(match, ifname(unix.NFT_META_IIFNAME, expr.CmpOpNeq, b.Name), ifname(unix.NFT_META_OIFNAME, expr.CmpOpNeq, b.Name))
-		}
-		rule(fwd, nfproto(unix.NFPROTO_IPV6), match, verdict(expr.VerdictDrop))
+		rule(fwd, nfproto(unix.NFPROTO_IPV6), notBridges, verdict(expr.VerdictDrop))
 	}
 	rule(fwd, ctDNAT(), verdict(expr.VerdictAccept))
 	for _, b := range rs.Bridges {

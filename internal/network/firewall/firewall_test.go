@@ -30,6 +30,7 @@ func TestApplyWritesRulesAndDeleteRemovesTable(t *testing.T) {
 			{Proto: "udp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 5353, IP: netip.MustParseAddr("10.77.1.2"), Port: 53, Bridge: "bt-a"},
 			{Proto: "tcp", HostPort: 8080, IP: netip.MustParseAddr("fd77:1::2"), Port: 80, Bridge: "bt-a"},
 		},
+		IsolateForwarding4: true,
 		IsolateForwarding6: true,
 	}
 	for range 2 { // twice: Apply replaces, it does not append
@@ -50,6 +51,7 @@ func TestApplyWritesRulesAndDeleteRemovesTable(t *testing.T) {
 		`fib daddr type local tcp dport 8080 dnat ip to 10.77.1.2:80`,
 		`ip daddr 127.0.0.1 udp dport 5353 dnat ip to 10.77.1.2:53`,
 		`fib daddr type local ip6 daddr != ::1 tcp dport 8080 dnat ip6 to [fd77:1::2]:80`,
+		`meta nfproto ipv4 iifname != "bt-a" oifname != "bt-a" iifname != "bt-b" oifname != "bt-b" drop`,
 		`meta nfproto ipv6 iifname != "bt-a" oifname != "bt-a" iifname != "bt-b" oifname != "bt-b" drop`,
 		`oifname "bt-a" ip saddr 127.0.0.0/8 masquerade`,
 		`iifname "bt-a" ip daddr 127.0.0.0/8 ct state ! established,related drop`,
