@@ -15,6 +15,7 @@ import (
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/log"
+	"github.com/berth-dev/berth/internal/runtime"
 )
 
 // defaultStopTimeout is docker's: 10 s between the stop signal and SIGKILL.
@@ -168,7 +169,9 @@ func (e *Engine) signal(ctx context.Context, c *ctrs, ct *container.Container, s
 		return err
 	}
 	if err := rc.Kill(ctx, sig, false); err != nil {
-		if errors.Is(err, unix.ESRCH) {
+		// ESRCH, or the runtime saw the init exit before the monitor
+		// deleted its state: either way it has exited meanwhile.
+		if errors.Is(err, unix.ESRCH) || rc.Status() == runtime.StatusStopped {
 			return fmt.Errorf("signal %s: %w", ct.ID(), errdefs.ErrNotFound)
 		}
 		return err
