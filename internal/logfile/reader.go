@@ -339,9 +339,11 @@ func successor(path string, f *os.File) (*os.File, error) {
 	}
 	var files []*os.File
 	next := -1
-	// A rotation renames files one at a time: f may be missing from one
-	// listing for a moment. Look again briefly before giving it up.
-	for try := 0; next < 0 && try < 20; try++ {
+	// A rotation renames files one at a time: a listing taken in the
+	// middle of one may miss f, or show f last with its successor renamed
+	// away between the listing and its open (opening <path> later would
+	// then skip that file). Look again briefly before giving up.
+	for try := 0; (next < 0 || next == len(files)) && try < 20; try++ {
 		if try > 0 {
 			closeFiles(files)
 			time.Sleep(time.Millisecond)
@@ -350,6 +352,7 @@ func successor(path string, f *os.File) (*os.File, error) {
 		if files, err = openAll(path); err != nil {
 			return nil, err
 		}
+		next = -1
 		for i, g := range files {
 			if st, err := g.Stat(); err == nil && os.SameFile(st, cur) {
 				next = i + 1
