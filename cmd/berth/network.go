@@ -214,33 +214,9 @@ func newNetworkInspectCommand(g *globals) *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				docs := []any{}
-				var missing []string
-				for _, name := range args {
-					n, err := c.NetworkInspect(ctx, name)
-					if errors.Is(err, errdefs.ErrNotFound) {
-						missing = append(missing, errorText(err))
-						continue
-					}
-					if err != nil {
-						return err
-					}
-					docs = append(docs, n)
-				}
-				out := cmd.OutOrStdout()
-				if format != "" {
-					for _, d := range docs {
-						if err := execTemplate(out, format, d); err != nil {
-							return localError{err}
-						}
-					}
-				} else if err := marshalIndent(out, docs); err != nil {
-					return err
-				}
-				if len(missing) > 0 {
-					return exitError{code: 1, err: errors.New(strings.Join(missing, "\n"))}
-				}
-				return nil
+				return inspectEach(ctx, cmd, args, format, func(ctx context.Context, name string) (any, error) {
+					return c.NetworkInspect(ctx, name)
+				})
 			})
 		},
 	}
@@ -390,4 +366,37 @@ func newNetworkDisconnectCommand(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "force the container to disconnect from a network")
 	return cmd
+}
+
+// inspectEach prints the objects get finds for names, as a JSON array or
+// through format; the names it does not find are reported after the rest,
+// and make the exit status 1, as docker's inspect verbs do.
+func inspectEach(ctx context.Context, cmd *cobra.Command, names []string, format string, get func(context.Context, string) (any, error)) error {
+	docs := []any{}
+	var missing []string
+	for _, name := range names {
+		d, err := get(ctx, name)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			missing = append(missing, errorText(err))
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		docs = append(docs, d)
+	}
+	out := cmd.OutOrStdout()
+	if format != "" {
+		for _, d := range docs {
+			if err := execTemplate(out, format, d); err != nil {
+				return localError{err}
+			}
+		}
+	} else if err := marshalIndent(out, docs); err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return exitError{code: 1, err: errors.New(strings.Join(missing, "\n"))}
+	}
+	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/internal/client"
-	"github.com/berth-dev/berth/internal/errdefs"
 )
 
 // newVolumeCommand is `berth volume` and its verbs, with docker's flags
@@ -147,33 +146,9 @@ func newVolumeInspectCommand(g *globals) *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				docs := []any{}
-				var missing []string
-				for _, name := range args {
-					v, err := c.VolumeInspect(ctx, name)
-					if errors.Is(err, errdefs.ErrNotFound) {
-						missing = append(missing, errorText(err))
-						continue
-					}
-					if err != nil {
-						return err
-					}
-					docs = append(docs, v)
-				}
-				out := cmd.OutOrStdout()
-				if format != "" {
-					for _, d := range docs {
-						if err := execTemplate(out, format, d); err != nil {
-							return localError{err}
-						}
-					}
-				} else if err := marshalIndent(out, docs); err != nil {
-					return err
-				}
-				if len(missing) > 0 {
-					return exitError{code: 1, err: errors.New(strings.Join(missing, "\n"))}
-				}
-				return nil
+				return inspectEach(ctx, cmd, args, format, func(ctx context.Context, name string) (any, error) {
+					return c.VolumeInspect(ctx, name)
+				})
 			})
 		},
 	}
