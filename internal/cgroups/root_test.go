@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -620,9 +621,36 @@ func TestRootCpusetInherits(t *testing.T) {
 	}
 }
 
+// TestRootCpusetUnderUnfilledParent: a parent cpuset that another
+// container's Apply has just made, but not yet filled, has no CPUs or
+// memory nodes; a container made under it must not copy that emptiness
+// (the kernel then refuses every task with ENOSPC).
+func TestRootCpusetUnderUnfilledParent(t *testing.T) {
+	testutil.RequireRoot(t)
+	probe := newRoot(t, Config{})
+	if _, ok := probe.Paths()["cpuset"]; !ok {
+		t.Skip("no v1 cpuset hierarchy on this host")
+	}
+	parent := "berth-" + testID(t)
+	dir := filepath.Join("/sys/fs/cgroup/cpuset", parent)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { _ = unix.Rmdir(dir) })
+	if b, _ := os.ReadFile(filepath.Join(dir, "cpuset.cpus")); strings.TrimSpace(string(b)) != "" {
+		t.Skipf("a new cpuset here starts with CPUs %q (clone_children set above it)", b)
+	}
+	m := newRoot(t, Config{Path: "/" + parent + "/c"})
+	p := startSh(t, `read x`)
+	if err := m.Apply(p.cmd.Process.Pid); err != nil {
+		t.Fatalf("apply under an unfilled parent: %v", err)
+	}
+}
+
 // TestRootConcurrentContainersShareParent creates and destroys containers
 // from two goroutines: one's Destroy removing the empty berth parent must
-// not break the other's Apply.
+// not break the other's Apply, and a cpuset made under a parent the other
+// has just made (not yet filled) must still get CPUs and memory nodes.
 func TestRootConcurrentContainersShareParent(t *testing.T) {
 	testutil.RequireRoot(t)
 	errs := make(chan error, 2)
@@ -632,6 +660,13 @@ func TestRootConcurrentContainersShareParent(t *testing.T) {
 				m, err := New(Config{Name: "test-race-" + strconv.Itoa(g) + "-" + strconv.Itoa(i)})
 				if err == nil {
 					err = m.Apply(0)
+					if dir, ok := m.Paths()["cpuset"]; ok && err == nil {
+						for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+							if b, rerr := os.ReadFile(filepath.Join(dir, f)); rerr != nil || strings.TrimSpace(string(b)) == "" {
+								err = fmt.Errorf("%s/%s: %q, %v: empty", dir, f, b, rerr)
+							}
+						}
+					}
 					if derr := m.Destroy(); err == nil {
 						err = derr
 					}

@@ -96,29 +96,53 @@ func (m *v1) Apply(pid int) error {
 // cpuset starts with no CPUs and no memory nodes, and the kernel refuses to
 // attach a task to it (ENOSPC) until both are set. A parent berth creates
 // also gets cgroup.clone_children, which makes the kernel copy the values
-// into each new child itself, so the next container's Apply costs one read
-// here instead of two reads and two writes.
+// into each new child itself, so the next container's Apply costs two
+// reads here instead of reads and writes.
 func initCpuset(created []string) error {
 	for i, dir := range created {
-		if i == len(created)-1 {
-			if cpus, err := readFile(dir, "cpuset.cpus"); err != nil || cpus != "" {
-				return err
-			}
-		}
-		parent := filepath.Dir(dir)
-		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-			v, err := readFile(parent, f)
-			if err != nil {
-				return err
-			}
-			if err := writeFile(dir, f, v); err != nil {
-				return err
-			}
+		if err := fillCpuset(dir, 0); err != nil {
+			return err
 		}
 		if i < len(created)-1 {
 			if err := writeFile(dir, "cgroup.clone_children", "1"); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// fillCpuset gives dir its parent's CPUs and memory nodes if it lacks
+// either, filling the parent first the same way: a parent that another
+// container's Apply has just made is empty until that Apply fills it, and
+// copying its emptiness would leave dir unusable. The hierarchy's root
+// always has both, which ends the climb.
+func fillCpuset(dir string, depth int) error {
+	filled := true
+	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+		v, err := readFile(dir, f)
+		if err != nil {
+			return err
+		}
+		filled = filled && v != ""
+	}
+	if filled {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if depth > 32 || parent == dir {
+		return fmt.Errorf("cgroup %s: no cpuset to copy from", dir)
+	}
+	if err := fillCpuset(parent, depth+1); err != nil {
+		return err
+	}
+	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+		v, err := readFile(parent, f)
+		if err != nil {
+			return err
+		}
+		if err := writeFile(dir, f, v); err != nil {
+			return err
 		}
 	}
 	return nil
