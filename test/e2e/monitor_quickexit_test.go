@@ -26,13 +26,9 @@ func TestMonitorQuickExitKeepsOutput(t *testing.T) {
 	d := StartDaemon(t, DaemonOptions{})
 	loadBusybox(t, d)
 	c := d.Client(t)
-	// A container that stays keeps the shared cgroup parent (/berth) from
-	// emptying: internal/cgroups removes an empty parent on a delete, and
-	// two creates racing to make it again can leave a v1 cpuset without
-	// CPUs ("enter cgroup …: no space left on device"). That is a bug of
-	// its own, not the one this test is for.
-	d.DockerOK(t, "run", "-d", "--name", "keeper", "--network", "none", "busybox", "sleep", "600")
-	defer d.DockerOK(t, "rm", "-f", "keeper")
+	// No container stays running: the shared cgroup parent (/berth)
+	// empties and is made again while others start, which must not fail
+	// them either (see internal/cgroups' fillCpuset).
 	const (
 		total   = 200
 		clients = 6
@@ -75,7 +71,7 @@ func TestMonitorQuickExitKeepsOutput(t *testing.T) {
 	if len(fails) > 0 {
 		t.Fatalf("%d of %d quick runs went wrong; first ones:\n%s", len(fails), total, strings.Join(fails[:min(len(fails), 10)], "\n"))
 	}
-	if left := strings.Fields(d.DockerOK(t, "ps", "-a", "--format", "{{.Names}}")); len(left) != 1 || left[0] != "keeper" {
+	if left := strings.Fields(d.DockerOK(t, "ps", "-a", "--format", "{{.Names}}")); len(left) != 0 {
 		t.Fatalf("--rm containers left behind: %v", left)
 	}
 }
