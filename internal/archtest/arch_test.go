@@ -30,6 +30,13 @@ var rules = map[string][]string{
 	"internal/unpack":       {"internal/runtime", "internal/container", "internal/daemon", "internal/api", "cmd/"},
 	"internal/distribution": {"internal/runtime", "internal/container", "internal/daemon", "internal/api", "cmd/"},
 	"internal/tarball":      {"internal/runtime", "internal/container", "internal/daemon", "internal/api", "cmd/"},
+	// the builder plans and runs steps through its Backend (the engine
+	// implements it); it never reaches the engine, containers or runtime
+	"internal/build": {"internal/daemon", "internal/api", "internal/client", "internal/container",
+		"internal/runtime", "internal/monitor", "internal/network", "cmd/"},
+	// networks and volumes know nothing of images or containers
+	"internal/network": {"internal/image", "internal/container", "internal/daemon", "internal/api", "cmd/"},
+	"internal/volume":  {"internal/image", "internal/container", "internal/daemon", "internal/api", "cmd/"},
 	// the engine never speaks HTTP itself, and nothing imports the CLI
 	"internal/daemon": {"internal/api", "internal/client", "cmd/"},
 	"internal/api":    {"internal/client", "cmd/"},
