@@ -17,6 +17,7 @@
 //	<root>/containers/<id>/       container records (container.Store), logs
 //	<root>/volumes/<name>/_data   local volumes (volume.Store)
 //	<root>/network/               networks and address allocations
+//	<root>/build/cache.json       the builder's layer cache (internal/build)
 //	<exec-root>/runtime/          the runtime library's state
 //	<exec-root>/containers/<id>/  each monitor's socket, pid and exit files
 //	<exec-root>/containers/<id>/exec/<exec-id>/
