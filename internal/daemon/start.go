@@ -173,7 +173,11 @@ func (e *Engine) startLocked(ctx context.Context, c *ctrs, ct *container.Contain
 			return nil
 		}
 	}
-	h, err := monitor.Start(ctx, mc)
+	// Not cancelled with the request: a client that hangs up once the
+	// container may be running would otherwise have the monitor killed
+	// under a live container, whose cgroup and state then nobody deletes.
+	// docker's start, too, completes whatever the client does.
+	h, err := monitor.Start(context.WithoutCancel(ctx), mc)
 	if err != nil {
 		return err // "start container <id>: …" already
 	}
