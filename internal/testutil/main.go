@@ -11,9 +11,13 @@ import (
 // a whole leaked resources. Use it from TestMain:
 //
 //	func TestMain(m *testing.M) { testutil.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain that has its own cleanup to do after the
+// tests: it returns the exit code instead of exiting.
+func Run(m *testing.M) int {
 	if os.Geteuid() != 0 {
-		os.Exit(m.Run())
+		return m.Run()
 	}
 	before := TakeSnapshot()
 	code := m.Run()
@@ -23,5 +27,5 @@ func Main(m *testing.M) {
 			code = 1
 		}
 	}
-	os.Exit(code)
+	return code
 }

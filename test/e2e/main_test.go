@@ -51,8 +51,7 @@ func TestMain(m *testing.M) {
 		// The runtime is built too for the container tests; its failure
 		// (another engineer's work in progress) fails only those.
 		bins.runtimeError = build(root, bins.runtime, "./cmd/berth-runtime")
-		testutil.Main(m) // exits
-		return 0
+		return testutil.Run(m)
 	}()
 	os.Exit(code)
 }
