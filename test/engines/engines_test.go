@@ -1,7 +1,9 @@
 package engines
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,6 +114,7 @@ func session(t *testing.T, cli func(args ...string) string, runFlags ...string) 
 func TestPodmanDrivesBerthRuntime(t *testing.T) {
 	testutil.RequireRoot(t)
 	need(t, "podman")
+	removeNewDirs(t, toolRunDirs...)
 	dir := t.TempDir()
 	// podman refuses a runroot longer than 50 characters.
 	runRoot, err := os.MkdirTemp("/run", "berth-podman-")
@@ -135,6 +138,7 @@ func TestPodmanDrivesBerthRuntime(t *testing.T) {
 func TestDockerdDrivesBerthRuntime(t *testing.T) {
 	testutil.RequireRoot(t)
 	need(t, "dockerd", "containerd", "docker", "unshare")
+	removeNewDirs(t, toolRunDirs...)
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "docker.sock")
 	script := fmt.Sprintf(`
@@ -177,6 +181,27 @@ exec dockerd --containerd %[1]s/containerd.sock --data-root %[1]s/data --exec-ro
 	}
 	cli := func(args ...string) string { return run(t, env, append([]string{"docker"}, args...)...) }
 	session(t, cli, "--runtime", "berth", "--network", "none")
+}
+
+// toolRunDirs are run-time directories that podman, netavark, dockerd,
+// containerd and berth-runtime (as their runtime, with its default root)
+// make at fixed places whatever roots they are given.
+var toolRunDirs = []string{"/run/containers", "/run/docker", "/run/containerd", "/run/berth-runtime"}
+
+// removeNewDirs removes, after the test, those of dirs that did not exist
+// before it: the tools the test started made them.
+func removeNewDirs(t *testing.T, dirs ...string) {
+	var made []string
+	for _, d := range dirs {
+		if _, err := os.Lstat(d); errors.Is(err, fs.ErrNotExist) {
+			made = append(made, d)
+		}
+	}
+	t.Cleanup(func() {
+		for _, d := range made {
+			_ = os.RemoveAll(d)
+		}
+	})
 }
 
 // stopTree sends SIGTERM to every process below pid (dockerd, containerd),

@@ -27,7 +27,9 @@ import (
 func TestMain(m *testing.M) {
 	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	removeStaleBinaries()
-	testutil.Main(m)
+	code := testutil.Run(m)
+	_ = os.Remove(binaryPath())
+	os.Exit(code)
 }
 
 // binaryPath is where this test process builds berth-runtime: one per
