@@ -385,9 +385,15 @@ func TestRestartSameContainer(t *testing.T) {
 // bridge and gives its MAC and the network's MTU.
 func TestPooledVethAdopted(t *testing.T) {
 	testutil.RequireRoot(t)
-	m, _ := newManager(t)
+	m, cfg := newManager(t)
 	n := userNetwork(t, m, network.CreateOptions{Options: map[string]string{network.OptMTU: "1300"}})
-	for i := 0; m.PoolReady() < 1; i++ {
+	// A full pool: while it still fills, the attach may take a namespace
+	// (and veth) made after the snapshot below.
+	full := cfg.PoolSize
+	if full == 0 {
+		full = 4
+	}
+	for i := 0; m.PoolReady() < full; i++ {
 		if i > 500 {
 			t.Fatal("pool did not fill")
 		}
