@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -299,9 +298,7 @@ print("ok")
 
 // TestBuildDockerPy: docker-py's images.build, and its BuildError.
 func TestBuildDockerPy(t *testing.T) {
-	if err := exec.Command("python3", "-c", "import docker").Run(); err != nil {
-		t.Skip("needs docker-py (Debian's python3-docker)")
-	}
+	requireDockerPy(t)
 	d := StartDaemon(t, DaemonOptions{})
 	d.DockerOK(t, "load", "-i", testutil.Images(t).DockerArchive)
 	dir := buildDir(t, map[string]string{

@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -89,16 +86,10 @@ print("ok")
 
 // TestDockerPyContainers runs the container session with docker-py.
 func TestDockerPyContainers(t *testing.T) {
-	if err := exec.Command("python3", "-c", "import docker").Run(); err != nil {
-		t.Skip("needs docker-py: Debian's python3-docker (or python3 -m pip install docker)")
-	}
+	requireDockerPy(t)
 	d := StartDaemon(t, DaemonOptions{})
 	removeAllContainers(t, d)
-	script := filepath.Join(t.TempDir(), "containers.py")
-	if err := os.WriteFile(script, []byte(dockerPyContainers), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r := run(t, nil, nil, "python3", script, d.Host, testutil.Images(t).DockerArchive)
+	r := runPython(t, dockerPyContainers, d.Host, testutil.Images(t).DockerArchive)
 	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "ok" {
 		t.Fatalf("docker-py containers session: %s", r)
 	}

@@ -51,16 +51,28 @@ print("ok")
 
 // TestDockerPy runs the session with the docker Python package.
 func TestDockerPy(t *testing.T) {
-	if err := exec.Command("python3", "-c", "import docker").Run(); err != nil {
-		t.Skip("needs docker-py: python3 -m pip install docker (or Debian's python3-docker)")
-	}
+	requireDockerPy(t)
 	d := StartDaemon(t, DaemonOptions{})
-	script := filepath.Join(t.TempDir(), "session.py")
-	if err := os.WriteFile(script, []byte(dockerPySession), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r := run(t, nil, nil, "python3", script, d.Host, api.MaxAPIVersion, testutil.Images(t).DockerArchive)
+	r := runPython(t, dockerPySession, d.Host, api.MaxAPIVersion, testutil.Images(t).DockerArchive)
 	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "ok" {
 		t.Errorf("docker-py session: %s", r)
 	}
+}
+
+// requireDockerPy skips t on a machine without docker-py.
+func requireDockerPy(t *testing.T) {
+	t.Helper()
+	if err := exec.Command("python3", "-c", "import docker").Run(); err != nil {
+		t.Skip("needs docker-py: Debian's python3-docker (or python3 -m pip install docker)")
+	}
+}
+
+// runPython runs a Python script given as source with args.
+func runPython(t *testing.T, source string, args ...string) Result {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "session.py")
+	if err := os.WriteFile(script, []byte(source), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return run(t, nil, nil, "python3", append([]string{script}, args...)...)
 }

@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -92,9 +89,7 @@ print("ok")
 
 // TestDockerPyNetworks runs the session with the docker Python package.
 func TestDockerPyNetworks(t *testing.T) {
-	if err := exec.Command("python3", "-c", "import docker").Run(); err != nil {
-		t.Skip("needs docker-py: Debian's python3-docker")
-	}
+	requireDockerPy(t)
 	d, _ := netDaemon(t, DaemonOptions{})
 	t.Cleanup(func() {
 		if ids := strings.Fields(d.DockerOK(t, "ps", "-aq")); len(ids) > 0 {
@@ -102,11 +97,7 @@ func TestDockerPyNetworks(t *testing.T) {
 		}
 		d.Docker(t, "network", "prune", "-f")
 	})
-	script := filepath.Join(t.TempDir(), "networks.py")
-	if err := os.WriteFile(script, []byte(dockerPyNetworks), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r := run(t, nil, nil, "python3", script, d.Host, testutil.Images(t).DockerArchive)
+	r := runPython(t, dockerPyNetworks, d.Host, testutil.Images(t).DockerArchive)
 	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "ok" {
 		t.Errorf("docker-py network session: %s", r)
 	}

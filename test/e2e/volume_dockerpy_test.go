@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -46,16 +43,10 @@ print("ok")
 
 // TestDockerPyVolumes runs the session with the docker Python package.
 func TestDockerPyVolumes(t *testing.T) {
-	if err := exec.Command("python3", "-c", "import docker").Run(); err != nil {
-		t.Skip("needs docker-py: python3 -m pip install docker (or Debian's python3-docker)")
-	}
+	requireDockerPy(t)
 	d := StartDaemon(t, DaemonOptions{})
 	cleanVolumes(t, d)
-	script := filepath.Join(t.TempDir(), "volumes.py")
-	if err := os.WriteFile(script, []byte(dockerPyVolumes), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r := run(t, nil, nil, "python3", script, d.Host, testutil.Images(t).DockerArchive)
+	r := runPython(t, dockerPyVolumes, d.Host, testutil.Images(t).DockerArchive)
 	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "ok" {
 		t.Errorf("docker-py session: %s", r)
 	}
