@@ -79,7 +79,16 @@ func TestDockerCLIRunRmCycles(t *testing.T) {
 		}
 		return got
 	}
-	before := settle(daemonNetFootprint(t, d, bridge, table))
+	// The baseline once the kernel has destroyed the probe container's
+	// veth (its deletion is left to the namespace's teardown, which runs
+	// after the container is gone): no container runs, so no veth.
+	var before string
+	for range 200 {
+		if before = daemonNetFootprint(t, d, bridge, table); strings.Contains(before, "veths on "+bridge+": []") {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
 	start := time.Now()
 	for i := range n {
 		run := []string{"run", "--rm", "busybox", "true"}
