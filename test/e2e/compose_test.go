@@ -57,7 +57,9 @@ func TestComposeSession(t *testing.T) {
 	}
 	compose := func(args ...string) Result {
 		t.Helper()
-		env := append(d.dockerEnv(t), "COMPOSE_PROJECT_NAME=bp", "COMPOSE_INTERACTIVE_NO_CLI=1")
+		// compose's default for run and exec: it hands them to the docker
+		// CLI (COMPOSE_INTERACTIVE_NO_CLI unset).
+		env := append(d.dockerEnv(t), "COMPOSE_PROJECT_NAME=bp")
 		return run(t, env, nil, bin, append([]string{"--project-directory", dir, "-f", filepath.Join(dir, "docker-compose.yml")}, args...)...)
 	}
 	ok := func(args ...string) string {
