@@ -239,36 +239,9 @@ func writeContextTar(w io.Writer, dir, dockerfile string, extra map[string][]byt
 				return nil
 			}
 		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		link := ""
-		if info.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		h, err := tar.FileInfoHeader(info, link)
-		if err != nil {
+		// A build context belongs to nobody: root-owned, as docker's.
+		if err := writeTarEntry(tw, p, rel, d, true); err != nil {
 			return fmt.Errorf("%s: %w", rel, err)
-		}
-		h.Name = rel
-		if d.IsDir() {
-			h.Name += "/"
-		}
-		h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if info.Mode().IsRegular() {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(tw, f)
-			f.Close()
-			return err
 		}
 		return nil
 	})

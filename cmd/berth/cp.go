@@ -151,44 +151,54 @@ func writeTar(w io.Writer, src, name string, follow bool) error {
 		if err != nil {
 			return err
 		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
 		rel, err := filepath.Rel(root, p)
 		if err != nil {
 			return err
 		}
-		link := ""
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		h, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return err
-		}
-		h.Name = path.Join(name, filepath.ToSlash(rel))
-		if fi.IsDir() {
-			h.Name += "/"
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if fi.Mode().IsRegular() {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(tw, f)
-			f.Close()
-			return err
-		}
-		return nil
+		return writeTarEntry(tw, p, path.Join(name, filepath.ToSlash(rel)), d, false)
 	})
 	if err != nil {
 		return err
 	}
 	return tw.Close()
+}
+
+// writeTarEntry writes one walked file p to tw as name (a directory gets
+// a trailing slash, a symlink its target, a regular file its content);
+// anonymous drops the owner.
+func writeTarEntry(tw *tar.Writer, p, name string, d fs.DirEntry, anonymous bool) error {
+	fi, err := d.Info()
+	if err != nil {
+		return err
+	}
+	link := ""
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		if link, err = os.Readlink(p); err != nil {
+			return err
+		}
+	}
+	h, err := tar.FileInfoHeader(fi, link)
+	if err != nil {
+		return err
+	}
+	h.Name = name
+	if fi.IsDir() {
+		h.Name += "/"
+	}
+	if anonymous {
+		h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
+	}
+	if err := tw.WriteHeader(h); err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(tw, f)
+	return err
 }
