@@ -94,7 +94,7 @@ func (e *Engine) removeLocked(ctx context.Context, c *ctrs, ct *container.Contai
 	}
 	// The exit's handling deletes the runtime's state; what is left
 	// belongs to a monitor (or daemon) that died first.
-	e.deleteRuntime(ctx, c, r.ID)
+	e.deleteRuntime(ctx, c, r.ID, true)
 	if err := e.snaps.Remove(ctx, r.SnapshotKey); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return fmt.Errorf("remove %s: %w", r.ID, err)
 	}

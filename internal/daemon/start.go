@@ -247,9 +247,9 @@ func (e *Engine) handleExit(ctx context.Context, c *ctrs, ct *container.Containe
 	// side.
 	rtDeleted := make(chan struct{})
 	if r.HostConfig.PidMode.IsPrivate() {
-		go func() { defer close(rtDeleted); e.deleteRuntime(ctx, c, r.ID) }()
+		go func() { defer close(rtDeleted); e.deleteRuntime(ctx, c, r.ID, false) }()
 	} else {
-		e.deleteRuntime(ctx, c, r.ID)
+		e.deleteRuntime(ctx, c, r.ID, true)
 		close(rtDeleted)
 	}
 	if l.mounted != "" {
@@ -306,10 +306,13 @@ func (e *Engine) handleExit(ctx context.Context, c *ctrs, ct *container.Containe
 	}
 }
 
-// deleteRuntime kills whatever outlived the container's init (without a
-// pid namespace of its own) and deletes the runtime's cgroup and state.
-// A container whose state is gone already is no error.
-func (e *Engine) deleteRuntime(ctx context.Context, c *ctrs, id string) {
+// deleteRuntime deletes the runtime's cgroup and state, first killing
+// what is left in the cgroup when killLeftovers (a container without a
+// pid namespace of its own, or one whose state is unknown: after its
+// exit in a private pid namespace the kernel has killed everything with
+// the init, and the cgroup-wide kill would be work on the exit path for
+// nothing). A container whose state is gone already is no error.
+func (e *Engine) deleteRuntime(ctx context.Context, c *ctrs, id string, killLeftovers bool) {
 	rc, err := c.rt.Load(ctx, id)
 	if err != nil {
 		if !errors.Is(err, errdefs.ErrNotFound) {
@@ -317,7 +320,9 @@ func (e *Engine) deleteRuntime(ctx context.Context, c *ctrs, id string) {
 		}
 		return
 	}
-	_ = rc.Kill(ctx, unix.SIGKILL, true)
+	if killLeftovers {
+		_ = rc.Kill(ctx, unix.SIGKILL, true)
+	}
 	if err := rc.Delete(ctx, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		log.From(ctx).Warn("runtime state: delete; its cgroup and state may stay", log.KeyContainer, id, log.KeyErr, err)
 	}
